@@ -1,0 +1,65 @@
+/**
+ * The one error catalogue. Every error the agent raises on purpose is an AgentError
+ * with a stable `code`; `userFacing` errors (bad config, bad input) are reported
+ * tersely, anything else is a bug and is reported with its stack.
+ */
+export type ErrorCode =
+  | 'AGENT_CONFIG_INVALID'
+  | 'AGENT_USAGE'
+  | 'BOOTSTRAP_TEMPLATE_INVALID'
+  | 'BOOTSTRAP_WRITE_FAILED'
+  | 'ENVOY_SPAWN_FAILED'
+  | 'ENVOY_EXITED'
+  | 'ENVOY_CRASH_LOOP'
+  | 'PODINFO_INVALID'
+  | 'IPTABLES_USAGE'
+  | 'IPTABLES_FAILED';
+
+export interface AgentErrorOptions {
+  cause?: unknown;
+  /** Process exit status when this error ends the process (default 255, Istio's). */
+  exitCode?: number;
+  userFacing?: boolean;
+}
+
+export class AgentError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: number;
+  readonly userFacing: boolean;
+
+  constructor(code: ErrorCode, message: string, options: AgentErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AgentError';
+    this.code = code;
+    this.exitCode = options.exitCode ?? 255;
+    this.userFacing = options.userFacing ?? true;
+  }
+}
+
+/** A configuration error: names its source (flag, env var, JSON path, file). */
+export class ConfigError extends AgentError {
+  constructor(message: string, options: AgentErrorOptions = {}) {
+    super('AGENT_CONFIG_INVALID', message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+export function isAbortError(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR');
+}
+
+/** One-line description of any thrown value, with its cause chain. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
+    if (cur instanceof Error) {
+      parts.push(cur.message);
+      cur = cur.cause;
+    } else {
+      parts.push(String(cur));
+      break;
+    }
+  }
+  return parts.join(': ');
+}
