@@ -1,0 +1,81 @@
+/**
+ * The option table: every flag and environment variable the `proxy` command reads,
+ * with its type, default and documentation. It drives parsing, validation, `--help`
+ * and the README reference. Nothing else reads `process.env`.
+ */
+import type { FlagSpec } from './flags.js';
+
+export const PROXY_FLAGS: readonly FlagSpec[] = [
+  { long: 'domain', type: 'string', doc: 'DNS domain suffix', defaultText: '${POD_NAMESPACE}.svc.cluster.local' },
+  { long: 'serviceCluster', type: 'string', doc: 'Service cluster; only fills an empty ProxyConfig serviceCluster', defaultText: 'istio-proxy' },
+  {
+    long: 'proxyLogLevel',
+    type: 'string',
+    doc: 'The log level used to start the Envoy proxy; comma-separated, `level` or `component:level` items (e.g. info,misc:error)',
+    defaultText: 'warning',
+  },
+  { long: 'proxyComponentLogLevel', type: 'string', doc: 'Deprecated: component log levels, used when --proxyLogLevel has none', defaultText: '' },
+  { long: 'concurrency', type: 'int', doc: 'Number of worker threads to run (0 = unset; prefer ProxyConfig concurrency)', defaultText: '0' },
+  { long: 'templateFile', type: 'string', doc: 'Go template bootstrap config (overridden by ISTIO_BOOTSTRAP)' },
+  { long: 'outlierLogPath', type: 'string', doc: 'The log path for outlier detection' },
+  { long: 'meshConfig', type: 'string', doc: 'File with the mesh config (read only if it exists)', defaultText: './etc/istio/config/mesh' },
+  { long: 'stsPort', type: 'int', doc: 'HTTP port of the STS server (0 = off)', defaultText: '0' },
+  { long: 'standalone', type: 'bool', doc: 'Run without a control plane: no xDS in the bootstrap, no xDS proxy (also PILOT_AGENT_STANDALONE=true)' },
+  { long: 'log_output_level', type: 'string', doc: 'Agent log level, `level` or `default:level` (e.g. default:info)', defaultText: 'default:info' },
+  { long: 'log_as_json', type: 'bool', doc: 'Write agent logs as JSON' },
+  { long: 'help', short: 'h', type: 'bool', doc: 'Show this help' },
+];
+
+export type EnvType = 'string' | 'bool' | 'int' | 'duration' | 'json';
+
+export interface EnvSpec {
+  name: string;
+  type: EnvType;
+  /** Raw default in the variable's own syntax ('' = unset). */
+  default: string;
+  doc: string;
+}
+
+/** Environment variables read by `proxy` (SPEC §2 and the sections cited). */
+export const PROXY_ENV: readonly EnvSpec[] = [
+  { name: 'POD_NAME', type: 'string', default: '', doc: 'Pod name (node ID, metadata NAME)' },
+  { name: 'POD_NAMESPACE', type: 'string', default: '', doc: 'Pod namespace (node ID, default --domain)' },
+  { name: 'INSTANCE_IP', type: 'string', default: '', doc: 'Pod IP; first node IP when it parses as an IP' },
+  { name: 'SERVICE_ACCOUNT', type: 'string', default: '', doc: 'Service account (metadata SERVICE_ACCOUNT)' },
+  { name: 'HOST_IP', type: 'string', default: '', doc: 'Node IP, substituted for $(HOST_IP) in ISTIO_BOOTSTRAP_OVERRIDE' },
+  { name: 'PROXY_CONFIG', type: 'json', default: '', doc: 'ProxyConfig layer (YAML or JSON) over the mesh defaultConfig' },
+  { name: 'ISTIO_KUBE_APP_PROBERS', type: 'json', default: '', doc: 'Rewritten app probes (JSON map path → prober)' },
+  { name: 'ISTIO_PROMETHEUS_ANNOTATIONS', type: 'json', default: '', doc: 'App metrics to merge: JSON {"scrape","path","port"}' },
+  { name: 'CA_ADDR', type: 'string', default: '', doc: 'Address of the CA (default: discoveryAddress)' },
+  { name: 'JWT_POLICY', type: 'string', default: 'third-party-jwt', doc: 'Which service-account token to send: third-party-jwt | first-party-jwt' },
+  { name: 'PILOT_CERT_PROVIDER', type: 'string', default: 'istiod', doc: 'Provider of the control plane root certificate' },
+  { name: 'TRUST_DOMAIN', type: 'string', default: 'cluster.local', doc: 'Trust domain of the workload identity' },
+  { name: 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS', type: 'bool', default: 'false', doc: 'On termination, wait until Envoy has no active downstream connections' },
+  { name: 'MINIMUM_DRAIN_DURATION', type: 'duration', default: '5s', doc: 'Minimum drain before polling active connections (with EXIT_ON_ZERO_ACTIVE_CONNECTIONS)' },
+  { name: 'TERMINATION_DRAIN_DURATION_SECONDS', type: 'int', default: '', doc: 'Istio 1.6 name: drain seconds, used only when no ProxyConfig layer sets terminationDrainDuration' },
+  { name: 'ISTIO_BOOTSTRAP', type: 'string', default: '', doc: 'Bootstrap template path (wins over --templateFile)' },
+  { name: 'ISTIO_BOOTSTRAP_OVERRIDE', type: 'string', default: '', doc: 'YAML/JSON file passed to Envoy as --config-yaml' },
+  { name: 'ENVOY_STATUS_PORT', type: 'int', default: '15021', doc: "Envoy's readiness listener port" },
+  { name: 'ENVOY_PROMETHEUS_PORT', type: 'int', default: '15090', doc: "Envoy's Prometheus listener port" },
+  { name: 'ISTIO_CPU_LIMIT', type: 'int', default: '0', doc: 'CPU limit; sets concurrency when ProxyConfig leaves it unset' },
+  { name: 'METRICS_LOCALHOST_ACCESS_ONLY', type: 'bool', default: 'false', doc: 'Serve metrics to loopback peers only (also from proxyMetadata)' },
+  { name: 'XDS_ROOT_CA', type: 'string', default: '', doc: 'Root CA file for the xDS connection' },
+  { name: 'CA_ROOT_CA', type: 'string', default: '', doc: 'Root CA file for the CA connection' },
+  { name: 'ISTIOD_SAN', type: 'string', default: '', doc: 'Expected SAN/ServerName of istiod' },
+  { name: 'ISTIO_DELTA_XDS', type: 'bool', default: 'true', doc: 'Use Delta xDS (DELTA_GRPC) rather than state of the world (GRPC)' },
+  { name: 'ENVOY_SKIP_DEPRECATED_LOGS', type: 'bool', default: 'true', doc: 'Pass --skip-deprecated-logs to Envoy' },
+  { name: 'ISTIO_ENVOY_ENABLE_CORE_DUMP', type: 'bool', default: 'false', doc: 'Pass --enable-core-dump to Envoy' },
+  { name: 'REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION', type: 'bool', default: 'false', doc: 'Send rewritten app probes to localhost instead of the pod IP' },
+  { name: 'ISTIO_ENABLE_HTTP2_PROBING', type: 'bool', default: 'true', doc: 'Use HTTP/2 (ALPN) for HTTPS app probes' },
+  { name: 'SECRET_TTL', type: 'duration', default: '24h', doc: 'Requested workload certificate lifetime' },
+  { name: 'SECRET_GRACE_PERIOD_RATIO', type: 'string', default: '0.5', doc: 'Fraction of the lifetime after which the certificate is renewed' },
+  { name: 'WORKLOAD_RSA_KEY_SIZE', type: 'int', default: '2048', doc: 'RSA key size of the workload key' },
+  { name: 'PILOT_AGENT_STANDALONE', type: 'bool', default: 'false', doc: 'Run without a control plane (same as --standalone)' },
+  { name: 'DRAIN_DEADLINE', type: 'duration', default: '', doc: 'Optional bound on the whole termination sequence (unset = none)' },
+  { name: 'ENVOY_RESTART_BACKOFF_INITIAL', type: 'duration', default: '1s', doc: 'First delay before restarting a crashed Envoy (doubles each time, ±20% jitter)' },
+  { name: 'ENVOY_RESTART_BACKOFF_MAX', type: 'duration', default: '30s', doc: 'Cap on the restart delay' },
+  { name: 'ENVOY_RESTART_BACKOFF_RESET', type: 'duration', default: '1m', doc: 'An Envoy ready for this long resets the restart delay when it dies' },
+  { name: 'ENVOY_RESTART_BUDGET', type: 'int', default: '5', doc: 'Envoy exits tolerated within ENVOY_RESTART_BUDGET_WINDOW before the agent exits 1 (crash loop)' },
+  { name: 'ENVOY_RESTART_BUDGET_WINDOW', type: 'duration', default: '5m', doc: 'Sliding window of the crash-loop budget' },
+  { name: 'ENVOY_USER', type: 'string', default: 'istio-proxy', doc: 'User name Envoy runs as (istio-iptables default uid)' },
+];

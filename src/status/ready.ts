@@ -1,0 +1,167 @@
+/**
+ * Readiness (SPEC §6.1), answered from a cache so the probe never waits on Envoy's admin:
+ * while the current Envoy process has not yet passed, a poll loop off the probe path queries
+ * admin (sequentially, each call bounded by a timeout) and stores the latest result with
+ * Istio's reason text. Once passed, the result is cached for that Envoy process; a restart
+ * (`envoyStarted`) or termination clears it. Transitions are logged, not polls.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EnvoyAdminClient } from '../envoy/admin.js';
+import type { Logger } from '../log.js';
+import { sleep } from '../lifecycle/abort.js';
+import { describeError } from '../errors.js';
+
+export type ReadyState = { ready: true } | { ready: false; reason: string };
+
+export const CONFIG_STATS_FILTER = '^(cluster_manager\\.cds|listener_manager\\.lds)\\.(update_success|update_rejected)$';
+export const STATE_STATS_FILTER = '^(server\\.state|listener_manager\\.workers_started)';
+
+const STATE_NAMES: Record<string, string> = { '0': 'LIVE', '1': 'DRAINING', '2': 'PRE_INITIALIZING', '3': 'INITIALIZING' };
+
+export interface ReadinessOptions {
+  admin: EnvoyAdminClient;
+  /** Standalone mode skips the CDS/LDS step. */
+  standalone: boolean;
+  log: Logger;
+  pollIntervalMs?: number;
+  adminTimeoutMs?: number;
+  /** Called once, on the first success of the agent's lifetime. */
+  onFirstReady?: () => void;
+  /** Called each time an Envoy process passes (once per process). */
+  onReady?: () => void;
+}
+
+/** PURE: the config step of SPEC §6.1 from the admin stats. undefined = passed. */
+export function configStatus(stats: Map<string, string>): string | undefined {
+  const n = (k: string) => Number(stats.get(k) ?? 0) || 0;
+  const cdsOk = n('cluster_manager.cds.update_success');
+  const cdsRej = n('cluster_manager.cds.update_rejected');
+  const ldsOk = n('listener_manager.lds.update_success');
+  const ldsRej = n('listener_manager.lds.update_rejected');
+  if (cdsOk > 0 && ldsOk > 0) return undefined;
+  const detail = `cds updates: ${cdsOk} successful, ${cdsRej} rejected; lds updates: ${ldsOk} successful, ${ldsRej} rejected`;
+  if (cdsOk === 0 && ldsOk === 0) return `config not received from XDS server (is Istiod running?): ${detail}`;
+  if (cdsRej > 0 || ldsRej > 0) return `config received from XDS server, but was rejected: ${detail}`;
+  return `config not fully received from XDS server: ${detail}`;
+}
+
+/** PURE: the Envoy-live step of SPEC §6.1. undefined = passed. */
+export function liveStatus(stats: Map<string, string>, body: string): string | undefined {
+  const state = stats.get('server.state');
+  if (state === undefined) return `failed to get readiness stats: server.state is not yet updated: ${body}`;
+  if (state !== '0') return `server is not live, current state is: ${STATE_NAMES[state] ?? state}`;
+  if (stats.get('listener_manager.workers_started') !== '1') return 'workers have not yet started';
+  return undefined;
+}
+
+export class ReadinessTracker {
+  private state: ReadyState = { ready: false, reason: 'Envoy has not been started yet' };
+  private generation = 0;
+  private loop: AbortController | undefined;
+  private terminated = false;
+  private everReady = false;
+  private readonly interval: number;
+  private readonly timeout: number;
+
+  constructor(private readonly options: ReadinessOptions) {
+    this.interval = options.pollIntervalMs ?? 100;
+    this.timeout = options.adminTimeoutMs ?? 1000;
+  }
+
+  current(): ReadyState {
+    return this.state;
+  }
+
+  /** A new Envoy process: forget the cached result and poll until it passes. */
+  envoyStarted(): void {
+    if (this.terminated) return;
+    this.stopLoop();
+    this.set({ ready: false, reason: 'Envoy is starting' });
+    const gen = ++this.generation;
+    const ctl = new AbortController();
+    this.loop = ctl;
+    void this.poll(gen, ctl.signal);
+  }
+
+  /** Envoy exited (a restart may follow). */
+  envoyStopped(description: string): void {
+    if (this.terminated) return;
+    this.stopLoop();
+    this.generation++;
+    this.set({ ready: false, reason: `Envoy is not running: ${description}` });
+  }
+
+  /** Terminal: after SIGTERM or /quitquitquit. */
+  terminate(cause: string): void {
+    if (this.terminated) return;
+    this.stopLoop();
+    this.generation++;
+    this.set({ ready: false, reason: `server is terminated: ${cause}` });
+    this.terminated = true;
+  }
+
+  /** The `/healthz/ready` handler: 200 empty, or 503 text/plain with the reason. */
+  readonly handler = (_req: IncomingMessage, res: ServerResponse): void => {
+    const s = this.state;
+    if (s.ready) {
+      res.writeHead(200, { 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    const body = `${s.reason}\n`;
+    res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+
+  /** One check against admin, Istio's order: config first, then Envoy state. */
+  async checkOnce(signal?: AbortSignal): Promise<ReadyState> {
+    const { admin } = this.options;
+    try {
+      if (!this.options.standalone) {
+        const { stats } = await admin.stats(CONFIG_STATS_FILTER, this.timeout, signal);
+        const reason = configStatus(stats);
+        if (reason) return { ready: false, reason };
+      }
+      const { stats, body } = await admin.stats(STATE_STATS_FILTER, this.timeout, signal);
+      const reason = liveStatus(stats, body);
+      return reason ? { ready: false, reason } : { ready: true };
+    } catch (err) {
+      return { ready: false, reason: `failed to get readiness stats: ${describeError(err)}` };
+    }
+  }
+
+  private async poll(gen: number, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted && gen === this.generation) {
+      const result = await this.checkOnce(signal);
+      if (signal.aborted || gen !== this.generation) return;
+      this.set(result);
+      if (result.ready) {
+        this.options.onReady?.();
+        if (!this.everReady) {
+          this.everReady = true;
+          this.options.onFirstReady?.();
+        }
+        return;
+      }
+      await sleep(this.interval, signal);
+    }
+  }
+
+  private set(next: ReadyState): void {
+    const prev = this.state;
+    this.state = next;
+    const prevText = prev.ready ? 'ready' : prev.reason;
+    const nextText = next.ready ? 'ready' : next.reason;
+    if (prevText !== nextText) this.options.log.info(`readiness: ${prev.ready ? 'ready' : 'not ready'} -> ${next.ready ? 'ready' : `not ready: ${next.reason}`}`);
+  }
+
+  private stopLoop(): void {
+    this.loop?.abort();
+    this.loop = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.stopLoop();
+    this.generation++;
+  }
+}

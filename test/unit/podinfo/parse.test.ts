@@ -1,0 +1,55 @@
+import { describe, expect, test } from '@jest/globals';
+import { goUnquote, parsePodInfoFile } from '../../../src/podinfo/parse.js';
+
+describe('Go strconv.Unquote', () => {
+  test.each([
+    ['"plain"', 'plain'],
+    ['""', ''],
+    ['"a\\"b"', 'a"b'],
+    ['"tab\\tnl\\n"', 'tab\tnl\n'],
+    ['"\\a\\b\\f\\r\\v\\\\"', '\x07\b\f\r\v\\'],
+    ['"\\x41\\101"', 'AA'],
+    ['"\\u00e9\\U0001F600"', 'é😀'],
+    ['"\\xc3\\xa9"', 'é'],
+    ['"日本"', '日本'],
+    ['"{\\"proxyMetadata\\":{\\"DNS_AGENT\\":\\"\\"}}\\n"', '{"proxyMetadata":{"DNS_AGENT":""}}\n'],
+  ])('unquotes %s', (input, out) => {
+    expect(goUnquote(input)).toBe(out);
+  });
+
+  test.each(['plain', '"unterminated', '"bad\\q"', '"a"b"', "'single'", '"\\x4"', '"\\400"', '"\\uD800"', '"\\'])('rejects %s', (input) => {
+    expect(goUnquote(input)).toBeUndefined();
+  });
+});
+
+describe('podinfo files', () => {
+  test('kubelet format: sorted key="value" lines, no trailing newline', () => {
+    const text = 'app="jiuxi"\npod-template-hash="5479899b95"\nsecurity.istio.io/tlsMode="istio"\nservice.istio.io/canonical-name="jiuxi"';
+    const r = parsePodInfoFile(text);
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(Object.fromEntries(r.values)).toEqual({
+        app: 'jiuxi',
+        'pod-template-hash': '5479899b95',
+        'security.istio.io/tlsMode': 'istio',
+        'service.istio.io/canonical-name': 'jiuxi',
+      });
+    }
+  });
+
+  test('splits at the first =, keeps keys verbatim, skips lines without =', () => {
+    const r = parsePodInfoFile('a="x=y"\n key ="v"\njunk line\n');
+    expect(r.ok && Object.fromEntries(r.values)).toEqual({ a: 'x=y', ' key ': 'v' });
+  });
+
+  test('annotation values with JSON and escapes', () => {
+    const r = parsePodInfoFile('sidecar.istio.io/status="{\\"version\\":\\"ed4e\\",\\"containers\\":[\\"istio-proxy\\"]}"');
+    expect(r.ok && r.values.get('sidecar.istio.io/status')).toBe('{"version":"ed4e","containers":["istio-proxy"]}');
+  });
+
+  test('one bad value rejects the whole file, naming the line and key', () => {
+    const r = parsePodInfoFile('a="ok"\nb=unquoted');
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toContain('line 2: value for key "b"');
+  });
+});
