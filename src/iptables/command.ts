@@ -1,12 +1,140 @@
-/** `pilot-agent istio-iptables` / `istio-clean-iptables` (SPEC §9). Placeholder until the iptables issue lands. */
-import type { Command } from '../command.js';
+/**
+ * `pilot-agent istio-iptables` and `pilot-agent istio-clean-iptables` (SPEC §9).
+ *
+ * istio-iptables: resolve flags/env → print the `Environment:`/`Variables:` blocks → apply
+ * the capture plan (or only print it with `-n`). Exit 0 on success; 1 for a usage error
+ * (message names the flag or env var) or a failed iptables/ip command. `--skip-rule-apply`
+ * does nothing; `--run-validation` only logs that validation is not implemented;
+ * `--cleanup-only` runs the cleanup instead; DNS capture requests are warned about and ignored.
+ *
+ * istio-clean-iptables: the same flags; removes what istio-iptables creates. Exit 0 unless
+ * the flags are bad.
+ *
+ * `createIptablesCommands(deps)` lets tests swap the host: interface addresses, /etc/passwd,
+ * the command runner, rules files and the clock.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import type { DestinationStream } from 'pino';
+import type { Command, CommandContext } from '../command.js';
+import { createLogger } from '../log.js';
+import { buildCapturePlan } from './builder.js';
+import {
+  applyCapture,
+  cleanupCapture,
+  dryRunFileStore,
+  dryRunRunner,
+  realRunner,
+  tempFileStore,
+  type ExecutorIO,
+  type RulesFileStore,
+  type Runner,
+} from './executor.js';
+import { lookupUidInPasswd } from './net.js';
+import { iptablesHelp, resolveIptablesConfig, type IptablesConfig } from './options.js';
+import { environmentBlock, variablesBlock } from './report.js';
 
-export const istioIptablesCommand: Command = async (_argv, ctx) => {
-  ctx.stderr.write('istio-iptables: not implemented yet\n');
-  return 1;
+export interface IptablesDeps {
+  /** Every interface address (IPv4 and IPv6 text), for the IPv6 decision. */
+  interfaceAddresses: () => string[];
+  /** /etc/passwd contents, or undefined if unreadable. */
+  readPasswd: () => string | undefined;
+  /** The runner for real (non dry-run) execution. */
+  runner: (ctx: CommandContext) => Runner;
+  /** Where rules files go (real runs). */
+  rulesFiles: () => RulesFileStore;
+  /** Directory named in dry-run rules file names. */
+  tmpDir: () => string;
+  now: () => bigint;
+}
+
+export const defaultIptablesDeps: IptablesDeps = {
+  interfaceAddresses: () =>
+    Object.values(os.networkInterfaces())
+      .flatMap((list) => list ?? [])
+      .map((a) => a.address),
+  readPasswd: () => {
+    try {
+      return readFileSync('/etc/passwd', 'utf8');
+    } catch {
+      return undefined;
+    }
+  },
+  runner: (ctx) => realRunner(ctx.stdout, ctx.stderr, ctx.signal),
+  rulesFiles: () => tempFileStore(os.tmpdir()),
+  tmpDir: () => os.tmpdir(),
+  now: () => BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n),
 };
 
-export const istioCleanIptablesCommand: Command = async (_argv, ctx) => {
-  ctx.stderr.write('istio-clean-iptables: not implemented yet\n');
-  return 1;
-};
+function executorIO(cfg: Readonly<IptablesConfig>, ctx: CommandContext, deps: IptablesDeps): ExecutorIO {
+  return {
+    out: ctx.stdout,
+    runner: cfg.dryRun ? dryRunRunner : deps.runner(ctx),
+    files: cfg.dryRun ? dryRunFileStore(deps.tmpDir()) : deps.rulesFiles(),
+    now: deps.now,
+    dryRun: cfg.dryRun,
+  };
+}
+
+function logger(cfg: Readonly<IptablesConfig>, ctx: CommandContext) {
+  const destination: DestinationStream = { write: (s: string) => void ctx.stderr.write(s) };
+  return createLogger({ outputLevel: cfg.logOutputLevel, asJson: cfg.logAsJson, destination }).child({ scope: 'iptables' });
+}
+
+export function createIptablesCommands(overrides: Partial<IptablesDeps> = {}): { istioIptables: Command; istioCleanIptables: Command } {
+  const deps: IptablesDeps = { ...defaultIptablesDeps, ...overrides };
+  const resolve = (argv: string[], ctx: CommandContext, forCleanup: boolean) =>
+    resolveIptablesConfig({
+      argv,
+      env: ctx.env,
+      lookupUid: (user) => {
+        const passwd = deps.readPasswd();
+        return passwd === undefined ? undefined : lookupUidInPasswd(passwd, user);
+      },
+      interfaceAddresses: deps.interfaceAddresses,
+      forCleanup,
+    });
+
+  const istioIptables: Command = async (argv, ctx) => {
+    const resolved = resolve(argv, ctx, false);
+    if (resolved.help) {
+      ctx.stdout.write(iptablesHelp('istio-iptables'));
+      return 0;
+    }
+    const cfg = resolved.config;
+    const log = logger(cfg, ctx);
+    if (cfg.dnsCaptureRequested) log.warn('DNS capture is not implemented: --redirect-dns / DNS_CAPTURE is ignored and no DNS rules are added');
+    // --skip-rule-apply (istio-cni did the work): nothing is generated, applied or cleaned.
+    if (!cfg.skipRuleApply) {
+      const io = executorIO(cfg, ctx, deps);
+      if (cfg.cleanupOnly) {
+        await cleanupCapture(cfg, io);
+      } else {
+        ctx.stdout.write(environmentBlock(ctx.env));
+        ctx.stdout.write(variablesBlock(cfg));
+        await applyCapture(cfg, buildCapturePlan(cfg), io);
+      }
+    }
+    if (cfg.runValidation) log.warn('iptables validation is not implemented; reporting success');
+    return 0;
+  };
+
+  const istioCleanIptables: Command = async (argv, ctx) => {
+    const resolved = resolve(argv, ctx, true);
+    if (resolved.help) {
+      ctx.stdout.write(iptablesHelp('istio-clean-iptables'));
+      return 0;
+    }
+    const cfg = resolved.config;
+    if (cfg.dnsCaptureRequested) logger(cfg, ctx).warn('DNS capture is not implemented: there are no DNS rules to remove');
+    await cleanupCapture(cfg, executorIO(cfg, ctx, deps));
+    return 0;
+  };
+
+  return { istioIptables, istioCleanIptables };
+}
+
+const commands = createIptablesCommands();
+
+export const istioIptablesCommand: Command = commands.istioIptables;
+export const istioCleanIptablesCommand: Command = commands.istioCleanIptables;

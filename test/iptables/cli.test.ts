@@ -1,0 +1,184 @@
+/**
+ * Flag handling of `pilot-agent istio-iptables` / `istio-clean-iptables` through the real CLI
+ * entry (`main`) and as a spawned process: bad input exits 1 with a message naming the flag
+ * (or the env var), --help, accepted injector flags, warnings for what is not implemented.
+ */
+import { describe, expect, test } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { main } from '../../src/cli.js';
+import { createIptablesCommands } from '../../src/iptables/command.js';
+import { IPTABLES_FLAGS } from '../../src/iptables/options.js';
+import { capture, REPO_ROOT, runCommand, SEED_ARGS } from './helpers.js';
+
+async function cli(argv: string[], env: Record<string, string | undefined> = {}) {
+  const out = capture();
+  const err = capture();
+  const code = await main(argv, { env, stdout: out.stream, stderr: err.stream, cwd: process.cwd() });
+  await new Promise((r) => setImmediate(r));
+  return { code, stdout: out.text(), stderr: err.text() };
+}
+
+describe('bad input exits 1 and names the culprit', () => {
+  test.each([
+    { argv: ['--frobnicate'], expect: 'unknown flag: --frobnicate' },
+    { argv: ['-Q', 'x'], expect: 'unknown flag: -Q' },
+    { argv: ['-p'], expect: 'flag needs an argument: -p' },
+    { argv: ['-p', 'abc'], expect: 'invalid value "abc" for -p/--envoy-port: expected a port number 1-65535' },
+    { argv: ['-z', '70000'], expect: 'invalid value "70000" for -z/--inbound-capture-port' },
+    { argv: ['--envoy-port='], expect: 'invalid value "" for -p/--envoy-port' },
+    { argv: ['-b', '80,http'], expect: 'invalid value "80,http" for -b/--istio-inbound-ports: "http" is not a port number' },
+    { argv: ['-d', '*'], expect: 'for -d/--istio-local-exclude-ports: "*" is not a port number' },
+    { argv: ['-o', '0'], expect: 'for -o/--istio-local-outbound-ports-exclude: "0" is not a port number' },
+    { argv: ['-q', '443;80'], expect: 'for -q/--istio-outbound-ports' },
+    { argv: ['-i', '10.0.0.0/33'], expect: 'for -i/--istio-service-cidr: "10.0.0.0/33" is not a CIDR: prefix length 33 is longer than 32' },
+    { argv: ['-i', '10.0.0.1'], expect: 'for -i/--istio-service-cidr: "10.0.0.1" is not a CIDR: missing "/<prefix length>"' },
+    { argv: ['-i', '10.0.0.256/8'], expect: 'for -i/--istio-service-cidr: "10.0.0.256/8" is not a CIDR' },
+    { argv: ['-i', 'fd00::/129'], expect: 'prefix length 129 is longer than 128' },
+    { argv: ['-x', '*'], expect: 'invalid value "*" for -x/--istio-service-exclude-cidr: the wildcard is not allowed here' },
+    { argv: ['-x', 'example.com/8'], expect: 'for -x/--istio-service-exclude-cidr: "example.com/8" is not a CIDR' },
+    { argv: ['-m', 'NONE'], expect: 'invalid value "NONE" for -m/--istio-inbound-interception-mode: unknown mode, expected REDIRECT or TPROXY' },
+    { argv: ['-m', 'redirect'], expect: 'unknown mode' },
+    { argv: ['-u', 'istio-proxy'], expect: 'for -u/--proxy-uid: "istio-proxy" is not a numeric uid' },
+    { argv: ['-g', '1337,x'], expect: 'for -g/--proxy-gid: "x" is not a numeric gid' },
+    { argv: ['-c', 'eth 1'], expect: 'for -c/--istio-exclude-interfaces: "eth 1" is not an interface name' },
+    { argv: ['-k', 'averyveryverylongname'], expect: 'for -k/--kube-virt-interfaces' },
+    { argv: ['-t', 'mark'], expect: 'for -t/--istio-inbound-tproxy-mark: expected a packet mark' },
+    { argv: ['-r', ''], expect: 'for -r/--istio-inbound-tproxy-route-table' },
+    { argv: ['-n=maybe'], expect: 'invalid argument "maybe" for "-n" flag' },
+    { argv: ['--native-nftables'], expect: '--native-nftables is not supported' },
+    { argv: ['stray'], expect: 'unexpected argument "stray"' },
+  ])('$argv', async (c) => {
+    const r = await cli(['istio-iptables', ...c.argv]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(c.expect);
+  });
+
+  test.each([
+    { env: { ENVOY_PORT: 'x' }, expect: 'invalid value "x" for ENVOY_PORT (env for -p/--envoy-port)' },
+    { env: { ISTIO_SERVICE_EXCLUDE_CIDR: '*' }, expect: 'for ISTIO_SERVICE_EXCLUDE_CIDR (env for -x/--istio-service-exclude-cidr)' },
+    { env: { ISTIO_INBOUND_INTERCEPTION_MODE: 'tproxy' }, expect: 'for ISTIO_INBOUND_INTERCEPTION_MODE (env for -m/' },
+    { env: { DRY_RUN: 'yes' }, expect: 'invalid value "yes" for DRY_RUN (env for -n/--dry-run): expected true or false' },
+    { env: { NATIVE_NFTABLES: 'true' }, expect: 'NATIVE_NFTABLES (env for --native-nftables) is not supported' },
+  ])('env $env', async (c) => {
+    const r = await cli(['istio-iptables'], c.env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(c.expect);
+  });
+
+  test('a bad flag value is reported even when the env var is fine (the flag wins)', async () => {
+    const r = await cli(['istio-iptables', '-p', '0'], { ENVOY_PORT: '15001' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('for -p/--envoy-port');
+  });
+
+  test('istio-clean-iptables rejects unknown flags too', async () => {
+    const r = await cli(['istio-clean-iptables', '--nope']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('unknown flag: --nope');
+  });
+
+  test('no usable interface address is an error (Istio cannot pick IPv4 or IPv6)', async () => {
+    const { istioIptables } = createIptablesCommands({ interfaceAddresses: () => ['127.0.0.1', '::1'], readPasswd: () => undefined });
+    const r = await runCommand(istioIptables, [...SEED_ARGS, '-n']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no valid local IP address found');
+  });
+});
+
+describe('help', () => {
+  test('--help lists every flag, its default and its env var; exit 0', async () => {
+    const r = await cli(['istio-iptables', '--help']);
+    expect(r.code).toBe(0);
+    for (const f of IPTABLES_FLAGS) {
+      expect(r.stdout).toContain(`--${f.long}`);
+      if (f.short) expect(r.stdout).toContain(`-${f.short}, --${f.long}`);
+      if (f.env) expect(r.stdout).toMatch(new RegExp(`^ {2}${f.env} +--${f.long}$`, 'm'));
+    }
+    expect(r.stdout).toContain('(default 15001)');
+    const clean = await cli(['istio-clean-iptables', '-h']);
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).toContain('pilot-agent istio-clean-iptables [flags]');
+  });
+});
+
+describe('accepted flags from current injectors', () => {
+  const deps = { interfaceAddresses: () => ['10.1.2.3'], readPasswd: () => undefined };
+
+  test('--skip-rule-apply generates nothing; --run-validation logs and succeeds', async () => {
+    const { istioIptables } = createIptablesCommands(deps);
+    const r = await runCommand(istioIptables, [...SEED_ARGS, '--log_output_level=default:info', '--run-validation', '--skip-rule-apply']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('iptables validation is not implemented');
+  });
+
+  test('--skip-rule-apply wins over --cleanup-only (current Istio: istio-cni did the work)', async () => {
+    const { istioIptables } = createIptablesCommands(deps);
+    const r = await runCommand(istioIptables, ['--skip-rule-apply', '--cleanup-only', '-n']);
+    expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
+  });
+
+  test('ENVOY_USER set but empty finds no user: the uid falls back to 1337 (plus root)', async () => {
+    const { istioIptables } = createIptablesCommands({ ...deps, readPasswd: () => 'x:x:1500:1500::/:/bin/sh\n' });
+    const r = await runCommand(istioIptables, ['-n'], { ENVOY_USER: '' });
+    expect(r.stdout).toContain('PROXY_UID=1337,0\nPROXY_GID=1337,0\n');
+    const named = await runCommand(istioIptables, ['-n'], { ENVOY_USER: 'x' });
+    expect(named.stdout).toContain('PROXY_UID=1500,0\n');
+  });
+
+  test('--force-apply, --log_as_json, -q, -c and the probe flags are accepted', async () => {
+    const { istioIptables } = createIptablesCommands(deps);
+    const r = await runCommand(istioIptables, [
+      ...SEED_ARGS, '-q', '443', '-c', 'eth1', '--force-apply', '--log_as_json', '--iptables-probe-port', '15002', '--probe-timeout=5s', '-n',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('-A ISTIO_OUTPUT -p tcp --dport 443 -j ISTIO_REDIRECT');
+    expect(r.stdout).toContain('-A PREROUTING -i eth1 -j RETURN');
+  });
+
+  test.each([
+    { argv: ['--redirect-dns'], env: {} },
+    { argv: [], env: { DNS_CAPTURE: 'true' } },
+    { argv: [], env: { ISTIO_META_DNS_CAPTURE: 'true' } },
+    { argv: [], env: { REDIRECT_DNS: 'true' } },
+  ])('DNS capture request $argv $env warns and changes nothing', async (c) => {
+    const { istioIptables } = createIptablesCommands(deps);
+    const plain = await runCommand(istioIptables, [...SEED_ARGS, '-n'], {});
+    const r = await runCommand(istioIptables, [...SEED_ARGS, '-n', ...c.argv], c.env);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('DNS capture is not implemented');
+    const rules = (s: string) => s.split('\n').filter((l) => /^(-[ANI] |\* |COMMIT)/.test(l));
+    expect(rules(r.stdout)).toEqual(rules(plain.stdout));
+    expect(r.stdout).not.toMatch(/\b53\b/);
+  });
+
+  test('--log_output_level=default:error hides the warning; --log_as_json writes JSON', async () => {
+    const { istioIptables } = createIptablesCommands(deps);
+    const quiet = await runCommand(istioIptables, [...SEED_ARGS, '-n', '--redirect-dns', '--log_output_level=default:error']);
+    expect(quiet.stderr).toBe('');
+    const json = await runCommand(istioIptables, [...SEED_ARGS, '-n', '--redirect-dns', '--log_as_json']);
+    const line = JSON.parse(json.stderr.trim().split('\n')[0] ?? '') as { level: number | string; msg: string; scope: string };
+    expect(line.msg).toContain('DNS capture is not implemented');
+    expect(line.scope).toBe('iptables');
+  });
+});
+
+describe('as a process', () => {
+  const bin = path.join(REPO_ROOT, 'bin', 'pilot-agent.js');
+  const built = existsSync(path.join(REPO_ROOT, 'dist', 'src', 'iptables', 'command.js'));
+  (built ? test : test.skip)('exit status 1 for an unknown flag, 0 for a dry run', async () => {
+    const run = promisify(execFile);
+    const bad = await run(process.execPath, [bin, 'istio-iptables', '--bogus']).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('unknown flag: --bogus');
+    const ok = await run(process.execPath, [bin, 'istio-clean-iptables', '-n']);
+    expect(ok.stdout).toContain('iptables -t nat -D PREROUTING -p tcp -j ISTIO_INBOUND\n');
+  });
+});
