@@ -1,7 +1,67 @@
-/** `pilot-agent proxy [sidecar|router]`. Placeholder until the foundation lands. */
+/**
+ * `pilot-agent proxy [sidecar|router]`: builds the config, then runs the agent until it
+ * is told to stop. First SIGTERM/SIGINT starts the graceful stop; the process exits with
+ * the agent's status.
+ */
+import os from 'node:os';
 import type { Command } from '../command.js';
+import { formatFlagHelp } from '../config/flags.js';
+import { loadConfig } from '../config/load.js';
+import { PROXY_ENV, PROXY_FLAGS } from '../config/options.js';
+import { createLogger } from '../log.js';
+import { runAgent } from '../agent.js';
 
-export const proxyCommand: Command = async (_argv, ctx) => {
-  ctx.stderr.write('proxy: not implemented yet\n');
-  return 255;
+export function proxyHelp(): string {
+  const envRows = PROXY_ENV.map((e) => `  ${e.name.padEnd(40)}${e.doc}${e.default !== '' ? ` (default ${e.default})` : ''}`);
+  return [
+    'XDS proxy agent',
+    '',
+    'Usage:',
+    '  pilot-agent proxy [sidecar|router] [flags]',
+    '',
+    'Flags:',
+    formatFlagHelp(PROXY_FLAGS),
+    '',
+    'Environment:',
+    ...envRows,
+    '',
+  ].join('\n');
+}
+
+export const proxyCommand: Command = async (argv, ctx) => {
+  const { config, warnings, help } = loadConfig(argv, ctx.env, ctx.cwd);
+  if (help) {
+    ctx.stdout.write(proxyHelp());
+    return 0;
+  }
+  const log = createLogger({ outputLevel: config.logging.outputLevel, asJson: config.logging.asJson });
+  for (const w of warnings) log.warn(w);
+
+  const stop = new AbortController();
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!stop.signal.aborted) {
+      log.info(`received ${sig}, stopping`);
+      stop.abort(sig);
+    } else {
+      log.warn(`received ${sig} again`);
+      agentSecondSignal?.();
+    }
+  };
+  let agentSecondSignal: (() => void) | undefined;
+  const external = ctx.signal;
+  if (external) external.addEventListener('abort', () => stop.abort(external.reason), { once: true });
+  else for (const s of signals) process.on(s, onSignal);
+  try {
+    return await runAgent({
+      config,
+      log,
+      env: ctx.env,
+      interfaces: os.networkInterfaces(),
+      signal: stop.signal,
+      onSecondSignal: (fn) => (agentSecondSignal = fn),
+    });
+  } finally {
+    if (!external) for (const s of signals) process.off(s, onSignal);
+  }
 };

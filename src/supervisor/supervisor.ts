@@ -6,8 +6,8 @@
  *   any  -> terminating -> stopped                              (terminate / quit)
  *
  * - An unexpected exit is logged with its stderr tail and counted; Envoy is restarted after
- *   an exponential backoff with jitter. The backoff resets only when the process that died had
- *   been ready for `healthyResetMs`. More than `crashBudget.maxExits` exits within
+ *   an exponential backoff with jitter. The backoff resets only once a process has been ready
+ *   for `healthyResetMs` (`markReady` starts that clock). More than `crashBudget.maxExits` exits within
  *   `crashBudget.windowMs` end the agent with ENVOY_CRASH_LOOP (exit 1).
  * - A spawn failure (ENOENT/EACCES/ENOEXEC) is a configuration error: no retry.
  * - `terminate()` (SIGTERM/SIGINT): readiness flips at once; drain_listeners; wait for the
@@ -99,7 +99,7 @@ export class EnvoySupervisor {
   private stopCause = '';
   private drained = false;
   private current: EnvoyProcess | undefined;
-  private readySince: number | undefined;
+  private healthyTimer: NodeJS.Timeout | undefined;
   private deadline: AbortSignal | undefined;
   private runPromise: Promise<number> | undefined;
   private readonly log: Logger;
@@ -124,9 +124,25 @@ export class EnvoySupervisor {
     return this.current;
   }
 
-  /** The current Envoy passed readiness (starts the healthy clock for the backoff reset). */
+  /**
+   * The current Envoy passed readiness: once it has stayed up for `healthyResetMs`, the
+   * restart backoff goes back to its initial delay (proof of health, not a mere start).
+   */
   markReady(): void {
-    if (this.current && this.readySince === undefined) this.readySince = performance.now();
+    const proc = this.current;
+    if (!proc || this.healthyTimer) return;
+    this.healthyTimer = setTimeout(() => {
+      this.healthyTimer = undefined;
+      if (this.current !== proc || proc.hasExited) return;
+      this.backoff.reset();
+      this.log.info(`Envoy (pid ${proc.pid}) healthy for ${formatGoDuration(this.policy.healthyResetMs)}: restart backoff reset`);
+    }, this.policy.healthyResetMs);
+    this.healthyTimer.unref();
+  }
+
+  private clearHealthyTimer(): void {
+    clearTimeout(this.healthyTimer);
+    this.healthyTimer = undefined;
   }
 
   /** Runs until stopped; resolves with the process exit status. Call once. */
@@ -187,15 +203,13 @@ export class EnvoySupervisor {
         this.setState('starting');
         const proc = await this.options.start();
         this.current = proc;
-        this.readySince = undefined;
         this.options.metrics?.up(1);
         this.options.hooks?.envoyStarted?.(proc);
         this.setState('running');
         const outcome = await Promise.race([proc.exited, aborted(stop).then(() => 'stop' as const)]);
         if (outcome === 'stop') break;
+        this.clearHealthyTimer();
         this.onUnexpectedExit(proc, outcome);
-        const healthyFor = this.readySince === undefined ? 0 : performance.now() - this.readySince;
-        if (healthyFor >= this.policy.healthyResetMs) this.backoff.reset();
         this.current = undefined;
         if (!this.budget.record()) {
           const { maxExits, windowMs } = this.policy.crashBudget;
@@ -213,6 +227,7 @@ export class EnvoySupervisor {
       return await this.shutdown();
     } catch (err) {
       // Never leave an Envoy behind, whatever failed.
+      this.clearHealthyTimer();
       if (this.current && !this.current.hasExited) await this.current.kill();
       this.options.cleanup();
       this.options.metrics?.up(0);
@@ -232,6 +247,7 @@ export class EnvoySupervisor {
   }
 
   private async shutdown(): Promise<number> {
+    this.clearHealthyTimer();
     this.setState('terminating');
     const proc = this.current;
     if (proc && !proc.hasExited) {

@@ -1,0 +1,197 @@
+/**
+ * Runs the real CLI (`bin/pilot-agent.js proxy …`) as a child process in a temp working
+ * directory, with the Envoy double as `binaryPath` and free loopback ports, the way a pod
+ * would run it. Collects output, and offers waits with deadlines (no sleeps).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePorts } from './ports.js';
+import { SEED_ARGS, SEED_ENV } from './seed.js';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = path.join(REPO_ROOT, 'bin', 'pilot-agent.js');
+export const ENVOY_DOUBLE = path.join(REPO_ROOT, 'test', 'support', 'bin', 'envoy');
+
+export interface AgentPorts {
+  admin: number;
+  status: number;
+  envoyStatus: number;
+  prometheus: number;
+}
+
+export interface StartAgentOptions {
+  /** argv after `proxy` (default: the seed's args plus --standalone unless `controlPlane`). */
+  args?: string[];
+  /** Extra env (merged over the seed's env and the harness's). */
+  env?: Record<string, string>;
+  /** ProxyConfig fields merged into PROXY_CONFIG (JSON). */
+  proxyConfig?: Record<string, unknown>;
+  standalone?: boolean;
+  /** Files to create under the temp cwd before start (relative path → content). */
+  files?: Record<string, string>;
+  binaryPath?: string;
+  cwd?: string;
+}
+
+export class AgentProcess {
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private listeners = new Set<() => void>();
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly cwd: string,
+    readonly ports: AgentPorts,
+    readonly recordFile: string,
+    readonly stateFile: string,
+  ) {
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      this.stdout += d;
+      this.notify();
+    });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      this.stderr += d;
+      this.notify();
+    });
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    void this.exited.then(() => this.notify());
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  private notify(): void {
+    for (const l of this.listeners) l();
+  }
+
+  /** Resolves when `predicate` holds (checked on output and on a 25 ms tick), or rejects at the deadline. */
+  async waitFor<T>(what: string, predicate: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+    const first = predicate();
+    if (first) return first;
+    return new Promise<T>((resolve, reject) => {
+      const check = () => {
+        let v: T | undefined | false;
+        try {
+          v = predicate();
+        } catch {
+          v = undefined;
+        }
+        if (v) {
+          cleanup();
+          resolve(v);
+        }
+      };
+      const tick = setInterval(check, 25);
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}\n--- agent stderr ---\n${this.stderr.slice(-4000)}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearInterval(tick);
+        clearTimeout(timer);
+        this.listeners.delete(check);
+      };
+      this.listeners.add(check);
+    });
+  }
+
+  waitForLog(re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+    return this.waitFor(`log ${re}`, () => this.stderr.match(re) ?? undefined, timeoutMs);
+  }
+
+  /** Entries of the double's record file (one per Envoy start/exit). */
+  records(): Array<Record<string, unknown>> {
+    if (!fs.existsSync(this.recordFile)) return [];
+    return fs
+      .readFileSync(this.recordFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  starts(): Array<{ pid: number; argv: string[]; env: Record<string, string>; cwd: string }> {
+    return this.records().filter((r) => Array.isArray(r.argv)) as never;
+  }
+
+  async waitExit(timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`agent did not exit within ${timeoutMs}ms\n${this.stderr.slice(-4000)}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(sig);
+  }
+
+  /** Kills the agent and anything left of the Envoy doubles it started; removes the temp dir. */
+  async dispose(): Promise<void> {
+    this.signal('SIGKILL');
+    await this.exited;
+    for (const r of this.starts()) {
+      try {
+        process.kill(r.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    fs.rmSync(this.cwd, { recursive: true, force: true });
+  }
+}
+
+/** Is a process alive (and not a zombie)? */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+export async function startAgent(options: StartAgentOptions = {}): Promise<AgentProcess> {
+  const cwd = options.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-test-'));
+  for (const [rel, content] of Object.entries(options.files ?? {})) {
+    const p = path.join(cwd, rel);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, content);
+  }
+  const [admin, status, envoyStatus, prometheus] = (await freePorts(4)) as [number, number, number, number];
+  const ports = { admin, status, envoyStatus, prometheus };
+  const recordFile = path.join(cwd, 'double-record.jsonl');
+  const stateFile = path.join(cwd, 'double-state.json');
+  const proxyConfig = {
+    binaryPath: options.binaryPath ?? ENVOY_DOUBLE,
+    proxyAdminPort: admin,
+    statusPort: status,
+    proxyMetadata: { DNS_AGENT: '' },
+    ...(options.proxyConfig ?? {}),
+  };
+  const standalone = options.standalone ?? true;
+  const args = ['proxy', ...(options.args ?? [...SEED_ARGS, ...(standalone ? ['--standalone'] : [])])];
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    ...SEED_ENV,
+    INSTANCE_IP: '127.0.0.1',
+    PROXY_CONFIG: JSON.stringify(proxyConfig),
+    ENVOY_STATUS_PORT: String(envoyStatus),
+    ENVOY_PROMETHEUS_PORT: String(prometheus),
+    ENVOY_DOUBLE_RECORD: recordFile,
+    ENVOY_DOUBLE_STATE: stateFile,
+    ...(options.env ?? {}),
+  };
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new AgentProcess(child, cwd, ports, recordFile, stateFile);
+}
