@@ -216,3 +216,22 @@ export function computeIdentity(config: AgentConfig, inputs: IdentityInputs): No
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
+
+/**
+ * SPEC §8: a podinfo change updates only the node metadata LABELS/ANNOTATIONS; the node ID,
+ * cluster, locality and every other field stay as computed at start.
+ */
+export function withPodInfo(
+  start: NodeIdentity,
+  config: AgentConfig,
+  interfaces: Interfaces,
+  labels: Record<string, string>,
+  annotations: Record<string, string>,
+): NodeIdentity {
+  const fresh = computeIdentity(config, { interfaces, labels, annotations });
+  const metadata = { ...start.metadata, LABELS: fresh.metadata.LABELS, ANNOTATIONS: fresh.metadata.ANNOTATIONS };
+  return { ...start, metadata, warnings: [] };
+}
+
+/** Annotations whose change only takes effect on the next container start (SPEC §2). */
+export const CONFIG_BEARING_ANNOTATIONS = ['proxy.istio.io/config', 'sidecar.istio.io/discoveryAddress', 'status.sidecar.istio.io/port'];

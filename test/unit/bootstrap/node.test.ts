@@ -102,3 +102,17 @@ describe('node identity (SPEC §3)', () => {
     expect(computeIdentity(none, { interfaces: POD_INTERFACES }).metadata.PILOT_SAN).toBeUndefined();
   });
 });
+
+describe('podinfo change (SPEC §8)', () => {
+  test('only LABELS and ANNOTATIONS change; ID, cluster and locality stay', async () => {
+    const { withPodInfo } = await import('../../../src/bootstrap/node.js');
+    const config = seedConfig();
+    const start = computeIdentity(config, { interfaces: POD_INTERFACES });
+    const next = withPodInfo(start, config, POD_INTERFACES, { app: 'other', version: 'v2', 'pod-template-hash': 'x' }, { n: '1' });
+    expect(next.metadata.LABELS).toEqual({ app: 'other', version: 'v2' });
+    expect(next.metadata.ANNOTATIONS).toEqual({ n: '1' });
+    expect(next.cluster).toBe(start.cluster);
+    expect(next.id).toBe(start.id);
+    expect({ ...next.metadata, LABELS: undefined, ANNOTATIONS: undefined }).toEqual({ ...start.metadata, LABELS: undefined, ANNOTATIONS: undefined });
+  });
+});
