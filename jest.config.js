@@ -15,5 +15,8 @@ export default {
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 30000,
+  // Integration tests own real processes and sockets; a handle that outlives its test must not
+  // hang CI. Jest still prints "Force exiting Jest" when that happens, so a leak stays visible.
+  forceExit: true,
   globalSetup: '<rootDir>/test/global-setup.js',
 };

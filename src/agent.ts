@@ -6,13 +6,22 @@
 import type { AgentConfig } from './config/load.js';
 import type { Logger } from './log.js';
 import { BootstrapWriter, readBootstrapOverride } from './bootstrap/bootstrap.js';
-import { computeIdentity, type Interfaces } from './bootstrap/node.js';
+import { CONFIG_BEARING_ANNOTATIONS, computeIdentity, withPodInfo, type Interfaces } from './bootstrap/node.js';
 import { envoyArgv } from './envoy/argv.js';
 import { EnvoyProcess } from './envoy/process.js';
 import { EnvoyAdminClient } from './envoy/admin.js';
-import { EnvoySupervisor, type SupervisorMetrics } from './supervisor/supervisor.js';
+import { EnvoySupervisor } from './supervisor/supervisor.js';
+import { hotRestartBaseId } from './supervisor/hot-restart.js';
 import { ReadinessTracker } from './status/ready.js';
 import { formatGoDuration } from './config/duration.js';
+import { startAgentXds, nodeFromIdentity, type AgentXds } from './xds/agent-xds.js';
+import { createAgentMetrics, type AgentMetrics } from './metrics/registry.js';
+import { createAgentRuntimeMetrics } from './metrics/agent.js';
+import { StatusServer } from './status/server.js';
+import { AppProbers } from './status/app-probe.js';
+import { metricsEndpointOptions } from './status/stats.js';
+import { metricsLocalhostOnly } from './bootstrap/data.js';
+import { PodInfoWatcher } from './podinfo/watcher.js';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -24,14 +33,25 @@ export interface AgentOptions {
   signal: AbortSignal;
   /** Registers what a second SIGTERM/SIGINT does. */
   onSecondSignal?: (fn: () => void) => void;
-  metrics?: SupervisorMetrics;
+  /** Called once the supervisor exists: how the status server, a podinfo watcher or a test reach its verbs. */
+  onSupervisor?: (supervisor: EnvoySupervisor) => void;
+  /** The agent's metrics (default: a new registry with process metrics). */
+  metrics?: AgentMetrics;
+  /** When the agent process started (`performance.now()` scale), for startup_duration_seconds. */
+  startedAt?: number;
 }
 
 export async function runAgent(options: AgentOptions): Promise<number> {
   const { config, log } = options;
   log.info({ config: effectiveConfigSummary(config) }, 'effective config');
+  const metrics = options.metrics ?? createAgentMetrics();
+  const runtimeMetrics = createAgentRuntimeMetrics(metrics.registry);
+  const startedAt = options.startedAt ?? 0;
 
-  const identity = computeIdentity(config, { interfaces: options.interfaces });
+  // Identity as computed at start; a podinfo change replaces only LABELS/ANNOTATIONS (SPEC §8).
+  const startIdentity = computeIdentity(config, { interfaces: options.interfaces });
+  let identity = startIdentity;
+  let annotations = config.pod.annotations;
   for (const w of identity.warnings) log.warn(w);
   log.info(`node ID ${identity.id}, cluster ${identity.cluster}, IPs ${identity.ips.join(',')}${identity.ipv6 ? ' (IPv6 mode)' : ''}`);
 
@@ -52,15 +72,65 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     standalone: config.standalone,
     log: log.child({ scope: 'readiness' }),
     onReady: () => supervisor?.markReady(),
+    onFirstReady: () => runtimeMetrics.startupDuration.set((performance.now() - startedAt) / 1000),
   });
+  // ---- xDS proxy + health reporting (SPEC §7.1, §7.2; src/xds/) — started before Envoy ----
+  let xds: AgentXds | undefined;
+  if (!config.standalone) {
+    try {
+      xds = await startAgentXds({
+        config,
+        identity,
+        node: () => nodeFromIdentity(identity),
+        log,
+        envoyReady: () => readiness.current(),
+        registry: metrics.registry,
+      });
+    } catch (err) {
+      await readiness[Symbol.asyncDispose]();
+      await admin.close();
+      throw err;
+    }
+  }
+  // ---- end xDS block ----
+  // ---- workload certificates: SDS server on the chosen socket, CA client (SPEC §7.3) — before Envoy ----
+  let certs: { close(): Promise<void> } | undefined;
+  if (!config.standalone) {
+    try {
+      // Loaded on demand: the X.509 stack costs start-up time that standalone mode should not pay.
+      const { startWorkloadCertificates } = await import('./sds/workload.js');
+      certs = await startWorkloadCertificates({ config, socketPath: bootstrap.sds.absolute, log, registry: metrics.registry });
+    } catch (err) {
+      await xds?.close();
+      await readiness[Symbol.asyncDispose]();
+      await admin.close();
+      throw err;
+    }
+  }
   const env = config.env;
+  // SPEC §5.3: with hot restart every epoch gets --restart-epoch and a stable --base-id.
+  const hotRestart = env.ENVOY_HOT_RESTART === true;
+  const baseId = hotRestartBaseId(config.proxy.proxyAdminPort);
+  if (hotRestart) log.info(`hot restart enabled (base id ${baseId}, parentShutdownDuration ${formatGoDuration(config.proxy.parentShutdownDuration)})`);
   supervisor = new EnvoySupervisor({
     log: log.child({ scope: 'supervisor' }),
     admin,
-    start: async () => {
-      const bootstrapPath = bootstrap.write(identity, config.pod.annotations);
-      const args = envoyArgv({ config, bootstrapPath, ipv6: identity.ipv6, ...(override.json ? { configYaml: override.json } : {}) });
-      const proc = await EnvoyProcess.spawn({ binaryPath: config.proxy.binaryPath, args, cwd: config.cwd, env: options.env }).catch((err: unknown) => {
+    start: async ({ epoch }) => {
+      const bootstrapPath = bootstrap.write(identity, annotations);
+      const args = envoyArgv({
+        config,
+        bootstrapPath,
+        ipv6: identity.ipv6,
+        ...(override.json ? { configYaml: override.json } : {}),
+        ...(hotRestart ? { hotRestart: { epoch, baseId } } : {}),
+      });
+      const proc = await EnvoyProcess.spawn({
+        binaryPath: config.proxy.binaryPath,
+        args,
+        cwd: config.cwd,
+        env: options.env,
+        onDroppedLine: () => runtimeMetrics.stderrLinesDropped.inc(),
+      }).catch((err: unknown) => {
         bootstrap.remove();
         throw err;
       });
@@ -89,10 +159,68 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       },
       terminating: (cause) => readiness.terminate(cause),
     },
-    ...(options.metrics ? { metrics: options.metrics } : {}),
+    metrics: runtimeMetrics.supervisor,
+    ...(hotRestart ? { hotRestart: { parentShutdownMs: config.proxy.parentShutdownDuration } } : {}),
   });
-
+  options.onSupervisor?.(supervisor);
   const sup = supervisor;
+
+  // ---- status server (SPEC §6) — up before Envoy so :15021 reaches it at once ----
+  let status: StatusServer | undefined;
+  let podinfo: PodInfoWatcher | undefined;
+  const closeEarly = async () => {
+    await podinfo?.close();
+    await status?.close();
+    await certs?.close();
+    await xds?.close();
+    await readiness[Symbol.asyncDispose]();
+    await admin.close();
+  };
+  try {
+    if (config.statusPort !== 0) {
+      const statusLog = log.child({ scope: 'status' });
+      status = await StatusServer.start({
+        port: config.statusPort,
+        log: statusLog,
+        routes: { ready: readiness.handler, quit: () => sup.quit(), drain: () => void sup.drain() },
+        metrics: metricsEndpointOptions(config, { metrics, localhost: identity.localhost }),
+        appProbers: AppProbers.fromConfig(config, { ipv6: identity.ipv6, log: statusLog }),
+        metricsLocalhostOnly: metricsLocalhostOnly(config),
+      });
+      log.info(`status server on port ${status.port}`);
+    } else {
+      log.info('status server disabled (status.sidecar.istio.io/port: 0)');
+    }
+
+    // ---- podinfo (SPEC §8): labels/annotations changes reach the node metadata ----
+    podinfo = await PodInfoWatcher.start({
+      dir: config.paths.podInfoDir,
+      log: log.child({ scope: 'podinfo' }),
+      initial: { labels: config.pod.labels, annotations: config.pod.annotations },
+      metrics: { reload: () => runtimeMetrics.podinfoReloads.inc(), error: () => runtimeMetrics.podinfoErrors.inc() },
+      onChange: (info) => {
+        for (const a of CONFIG_BEARING_ANNOTATIONS) {
+          if (info.annotations[a] !== annotations[a]) log.warn(`annotation ${a} changed: takes effect on the next container start`);
+        }
+        identity = withPodInfo(startIdentity, config, options.interfaces, info.labels, info.annotations);
+        annotations = info.annotations;
+        // Keep the bootstrap on disk current for the running Envoy (it is rewritten before every start anyway).
+        if (sup.envoy && !sup.envoy.hasExited) {
+          try {
+            bootstrap.write(identity, annotations);
+          } catch (err) {
+            log.warn(`podinfo change: could not rewrite the bootstrap: ${(err as Error).message}`);
+          }
+        }
+        xds?.proxy.resetEnvoyStream('podinfo changed');
+        sup.restartForNewBootstrap('podinfo changed');
+      },
+    });
+  } catch (err) {
+    await closeEarly();
+    throw err;
+  }
+
   const onStop = () => sup.terminate(`received ${String(options.signal.reason ?? 'stop signal')}`);
   if (options.signal.aborted) onStop();
   else options.signal.addEventListener('abort', onStop, { once: true });
@@ -102,8 +230,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     return await sup.run();
   } finally {
     options.signal.removeEventListener('abort', onStop);
-    await readiness[Symbol.asyncDispose]();
-    await admin.close();
+    // Reverse start order; the status server keeps answering (503) until Envoy is gone.
+    await closeEarly();
   }
 }
 

@@ -16,6 +16,12 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
     load: async () => (await import('./iptables/command.js')).istioCleanIptablesCommand,
     summary: 'Remove the iptables rules istio-iptables created',
   },
+  request: {
+    load: async () => (await import('./commands/request.js')).requestCommand,
+    summary: "Makes an HTTP request to a local debug port (default: Envoy's admin API)",
+  },
+  version: { load: async () => (await import('./commands/version.js')).versionCommand, summary: 'Prints out build version information' },
+  wait: { load: async () => (await import('./commands/wait.js')).waitCommand, summary: 'Waits until the Envoy proxy is ready' },
 };
 
 export function usage(): string {

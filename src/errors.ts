@@ -13,7 +13,17 @@ export type ErrorCode =
   | 'ENVOY_CRASH_LOOP'
   | 'PODINFO_INVALID'
   | 'IPTABLES_USAGE'
-  | 'IPTABLES_FAILED';
+  | 'IPTABLES_FAILED'
+  | 'STATUS_SERVER_LISTEN_FAILED'
+  | 'CA_TOKEN_UNREADABLE'
+  | 'CA_TLS_FAILED'
+  | 'CA_UNAVAILABLE'
+  | 'CA_REJECTED'
+  | 'CA_BAD_RESPONSE'
+  | 'SDS_LISTEN_FAILED'
+  | 'WAIT_TIMEOUT'
+  | 'REQUEST_FAILED'
+  | 'XDS_PROXY_LISTEN_FAILED';
 
 export interface AgentErrorOptions {
   cause?: unknown;

@@ -253,7 +253,7 @@ function readEnv(raw: Readonly<Record<string, string | undefined>>, warnings: st
   const out: EnvValues = {};
   for (const spec of PROXY_ENV) {
     const value = raw[spec.name];
-    const useDefault = () => convertEnv(spec, spec.default) ?? undefined;
+    const useDefault = () => (spec.default === '' && spec.type !== 'string' ? undefined : (convertEnv(spec, spec.default) ?? undefined));
     if (value === undefined) {
       out[spec.name] = useDefault();
       continue;
@@ -284,7 +284,8 @@ function expectedForm(spec: EnvSpec): string {
 
 /** null = invalid; undefined = unset. */
 function convertEnv(spec: EnvSpec, value: string): string | number | boolean | undefined | null {
-  if (spec.type === 'string' || spec.type === 'json') return value === '' && spec.default === '' ? (spec.type === 'json' ? undefined : '') : value;
+  // Structured (json) values are kept verbatim, '' included: set-but-empty is their parsers' error to report.
+  if (spec.type === 'string' || spec.type === 'json') return value;
   if (value === '') return spec.default === '' ? undefined : convertEnv(spec, spec.default);
   switch (spec.type) {
     case 'bool': {

@@ -70,6 +70,10 @@ export const PROXY_ENV: readonly EnvSpec[] = [
   { name: 'SECRET_TTL', type: 'duration', default: '24h', doc: 'Requested workload certificate lifetime' },
   { name: 'SECRET_GRACE_PERIOD_RATIO', type: 'string', default: '0.5', doc: 'Fraction of the lifetime after which the certificate is renewed' },
   { name: 'WORKLOAD_RSA_KEY_SIZE', type: 'int', default: '2048', doc: 'RSA key size of the workload key' },
+  { name: 'SECRET_GRACE_PERIOD_RATIO_JITTER', type: 'string', default: '0.01', doc: 'Random spread (±) added to SECRET_GRACE_PERIOD_RATIO, to stagger renewals' },
+  { name: 'ECC_SIGNATURE_ALGORITHM', type: 'string', default: '', doc: 'ECDSA: workload key is ECDSA (curve ECC_CURVE) instead of RSA' },
+  { name: 'ECC_CURVE', type: 'string', default: 'P256', doc: 'Curve of the ECDSA workload key: P256 or P384' },
+  { name: 'PKCS8_KEY', type: 'bool', default: 'false', doc: 'Encode the workload private key as PKCS#8 (default: PKCS#1 for RSA, SEC 1 for ECDSA)' },
   { name: 'PILOT_AGENT_STANDALONE', type: 'bool', default: 'false', doc: 'Run without a control plane (same as --standalone)' },
   { name: 'DRAIN_DEADLINE', type: 'duration', default: '', doc: 'Optional bound on the whole termination sequence (unset = none)' },
   { name: 'ENVOY_RESTART_BACKOFF_INITIAL', type: 'duration', default: '1s', doc: 'First delay before restarting a crashed Envoy (doubles each time, ±20% jitter)' },
@@ -77,5 +81,11 @@ export const PROXY_ENV: readonly EnvSpec[] = [
   { name: 'ENVOY_RESTART_BACKOFF_RESET', type: 'duration', default: '1m', doc: 'An Envoy ready for this long resets the restart delay when it dies' },
   { name: 'ENVOY_RESTART_BUDGET', type: 'int', default: '5', doc: 'Envoy exits tolerated within ENVOY_RESTART_BUDGET_WINDOW before the agent exits 1 (crash loop)' },
   { name: 'ENVOY_RESTART_BUDGET_WINDOW', type: 'duration', default: '5m', doc: 'Sliding window of the crash-loop budget' },
+  {
+    name: 'ENVOY_HOT_RESTART',
+    type: 'bool',
+    default: 'false',
+    doc: 'Hot-restart Envoy (--restart-epoch) when its bootstrap changes; off: the new bootstrap applies at the next start',
+  },
   { name: 'ENVOY_USER', type: 'string', default: 'istio-proxy', doc: 'User name Envoy runs as (istio-iptables default uid)' },
 ];

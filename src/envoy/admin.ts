@@ -13,12 +13,27 @@ export interface AdminClientOptions {
 
 export class EnvoyAdminClient {
   readonly origin: string;
-  private readonly pool: Pool;
+  private pool: Pool;
 
   constructor(options: AdminClientOptions) {
     this.origin = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
     // A pool sends `path` byte for byte (no URL re-encoding of the filter regex).
-    this.pool = new Pool(this.origin, { connections: 4, keepAliveTimeout: 5_000 });
+    this.pool = this.newPool();
+  }
+
+  private newPool(): Pool {
+    return new Pool(this.origin, { connections: 4, keepAliveTimeout: 5_000 });
+  }
+
+  /**
+   * Later calls use new connections; requests in flight finish on the old ones, which are
+   * then closed. Used after a hot restart, when keep-alive connections may still reach the
+   * parent Envoy's admin while the child owns the admin port.
+   */
+  resetConnections(): void {
+    const old = this.pool;
+    this.pool = this.newPool();
+    void old.close().catch(() => undefined);
   }
 
   /** GET/POST a raw path; resolves with status and body text. */

@@ -12,7 +12,9 @@ import { createLogger } from '../log.js';
 import { runAgent } from '../agent.js';
 
 export function proxyHelp(): string {
-  const envRows = PROXY_ENV.map((e) => `  ${e.name.padEnd(40)}${e.doc}${e.default !== '' ? ` (default ${e.default})` : ''}`);
+  // Names longer than the column (REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION) would run into their doc.
+  const width = Math.max(40, ...PROXY_ENV.map((e) => e.name.length + 2));
+  const envRows = PROXY_ENV.map((e) => `  ${e.name.padEnd(width)}${e.doc}${e.default !== '' ? ` (default ${e.default})` : ''}`);
   return [
     'XDS proxy agent',
     '',

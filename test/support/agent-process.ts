@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from './ports.js';
+import { processesWithCwd } from './proc.js';
 import { SEED_ARGS, SEED_ENV } from './seed.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -138,13 +139,18 @@ export class AgentProcess {
   async dispose(): Promise<void> {
     this.signal('SIGKILL');
     await this.exited;
-    for (const r of this.starts()) {
+    // Whatever the agent started (the double, or a fake Envoy that writes no record) runs in
+    // the temp cwd; an orphan would keep our stdout pipe, and so Jest, alive.
+    const pids = new Set([...this.starts().map((r) => r.pid), ...processesWithCwd(this.cwd)]);
+    for (const pid of pids) {
       try {
-        process.kill(r.pid, 'SIGKILL');
+        process.kill(pid, 'SIGKILL');
       } catch {
         // already gone
       }
     }
+    this.child.stdout?.destroy();
+    this.child.stderr?.destroy();
     fs.rmSync(this.cwd, { recursive: true, force: true });
   }
 }
@@ -173,6 +179,8 @@ export async function startAgent(options: StartAgentOptions = {}): Promise<Agent
   const stateFile = path.join(cwd, 'double-state.json');
   const proxyConfig = {
     binaryPath: options.binaryPath ?? ENVOY_DOUBLE,
+    // Tests never reach outside loopback: no DNS lookup of istiod.istio-system.svc either.
+    discoveryAddress: '127.0.0.1:1',
     proxyAdminPort: admin,
     statusPort: status,
     proxyMetadata: { DNS_AGENT: '' },
@@ -185,6 +193,7 @@ export async function startAgent(options: StartAgentOptions = {}): Promise<Agent
     HOME: process.env.HOME ?? '/root',
     ...SEED_ENV,
     INSTANCE_IP: '127.0.0.1',
+    CA_ADDR: '127.0.0.1:1',
     PROXY_CONFIG: JSON.stringify(proxyConfig),
     ENVOY_STATUS_PORT: String(envoyStatus),
     ENVOY_PROMETHEUS_PORT: String(prometheus),

@@ -291,6 +291,7 @@ async function prometheus(d: EnvoyDouble, q: Map<string, string>, res: http.Serv
 export function createAdminServer(d: EnvoyDouble): http.Server {
   const s = d.stats;
   const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
+    d.recordAdminCall(req.method ?? '', req.url ?? '');
     s.counter('http.admin.downstream_rq_total').inc();
     s.gauge('http.admin.downstream_rq_active').inc();
     req.on('error', () => undefined);

@@ -27,6 +27,8 @@ export interface Knobs {
   statsFlushMs: number;
   ignoreStatsMatcher: boolean;
   parentWatch: boolean;
+  /** Hot restart: never terminate the parent (to test the agent's backstop). */
+  keepParent: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -71,6 +73,7 @@ export function knobsFromEnv(env: Env): Knobs {
     statsFlushMs: num(e('STATS_FLUSH_MS'), 0),
     ignoreStatsMatcher: bool(e('IGNORE_STATS_MATCHER'), false),
     parentWatch: bool(e('PARENT_WATCH'), true),
+    keepParent: bool(e('KEEP_PARENT'), false),
   };
 }
 

@@ -338,7 +338,8 @@ export class StaticListener {
       for (const [k, v] of Object.entries(ures.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
       out.server = 'envoy';
       out['x-envoy-upstream-service-time'] = String(Date.now() - started);
-      if (res.hasHeader('connection')) out.connection = 'close';
+      // Envoy's HCM decides drain-close when it encodes the response, not when the request came.
+      if (res.hasHeader('connection') || (this.ctx.draining(this) && !this.ctx.slowDrain())) out.connection = 'close';
       res.writeHead(code, out);
       ures.on('error', () => res.destroy());
       ures.pipe(res);

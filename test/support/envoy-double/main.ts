@@ -14,6 +14,8 @@ import { BootstrapError, loadBootstrap } from './bootstrap.js';
 import { knobsFromEnv } from './faults.js';
 import { EnvoyLog } from './log.js';
 import { EnvoyDouble, type ProcessHost } from './server.js';
+import { maybeStartAds } from './ads.js';
+import { attachSds } from './sds.js';
 
 const env = process.env;
 const startedAt = Date.now();
@@ -118,11 +120,13 @@ async function main(): Promise<void> {
       cwd: process.cwd(),
       stateFile: env.ENVOY_DOUBLE_STATE ?? '',
       controlFile: env.ENVOY_DOUBLE_CONTROL ?? '',
+      adminLogFile: env.ENVOY_DOUBLE_ADMIN_LOG ?? '',
       exit,
       crash,
     } satisfies ProcessHost,
     knobs,
   );
+  attachSds(server);
   try {
     await server.start();
   } catch (err) {
@@ -133,6 +137,7 @@ async function main(): Promise<void> {
     exit(1);
   }
   if (options.mode === 'init_only') server.shutdown(0);
+  else maybeStartAds(server, env);
 }
 
 main().catch((err: unknown) => {

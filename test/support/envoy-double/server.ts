@@ -6,7 +6,8 @@
  *   PRE_INITIALIZING → (admin and listeners bound) → INITIALIZING → (init targets done) → LIVE
  * Init targets: the first CDS and LDS update when the bootstrap has `dynamic_resources`
  * (accepted or rejected, or the per-resource `initial_fetch_timeout` when non-zero), the
- * `ENVOY_DOUBLE_LIVE_DELAY_MS` timer, and `ENVOY_DOUBLE_NEVER_LIVE`. Workers start when LIVE
+ * `ENVOY_DOUBLE_LIVE_DELAY_MS` timer, `ENVOY_DOUBLE_NEVER_LIVE`, and SDS secrets not yet received
+ * (`addInitTarget`, used by sds.ts). Workers start when LIVE
  * (after `ENVOY_DOUBLE_WORKERS_DELAY_MS`): `listener_manager.workers_started` becomes 1 and the
  * listeners begin serving the connections waiting in their accept queues. LIVE reads DRAINING
  * while health checks are failed (`/healthcheck/fail`), exactly as Envoy computes it.
@@ -16,8 +17,13 @@
  * and the `*_REJECTED` knobs drive the same path.
  *
  * Exit paths (all through `ProcessHost`, which records the exit): `shutdown(code)` (SIGTERM,
- * SIGINT, `/quitquitquit`, parent died) closes every socket and exits promptly; `crash()` exits
- * with the fault's code or signal without any cleanup. `shutdown` is idempotent.
+ * SIGINT, `/quitquitquit`, parent died, terminated by a hot-restart child) closes every socket
+ * and exits promptly; `crash()` exits with the fault's code or signal without any cleanup.
+ * `shutdown` is idempotent.
+ *
+ * Hot restart (unless `--disable-hot-restart`, or with base id and epoch both 0): see
+ * hot-restart.ts. A parent that handed its admin to a child stops writing the state file (the
+ * child's state is the one to observe).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -29,6 +35,8 @@ import { StaticListener } from './listeners.js';
 import type { EnvoyLog } from './log.js';
 import { compileStatsMatcher, compileTagExtractors, StatsStore } from './stats.js';
 import { createAdminServer } from './admin.js';
+import type { DoubleSds } from './sds.js';
+import { HotRestart } from './hot-restart.js';
 
 export type ServerState = 'LIVE' | 'DRAINING' | 'PRE_INITIALIZING' | 'INITIALIZING';
 export const STATE_NUMBER: Record<ServerState, number> = { LIVE: 0, DRAINING: 1, PRE_INITIALIZING: 2, INITIALIZING: 3 };
@@ -40,6 +48,8 @@ export interface ProcessHost {
   readonly cwd: string;
   readonly stateFile: string;
   readonly controlFile: string;
+  /** `ENVOY_DOUBLE_ADMIN_LOG`: append `{pid, method, path, at}` per admin request ('' = off). */
+  readonly adminLogFile?: string;
   exit(code: number): never;
   crash(signal: string, code: number): void;
 }
@@ -69,6 +79,18 @@ export class EnvoyDouble {
   private lastState = '';
   private lastReported: ServerState | undefined;
   private readonly applied = { fake: false, cdsRejected: 0, ldsRejected: 0 };
+  /** Extra top-level sections of the state file (e.g. `ads`, the ADS client's record). */
+  readonly stateSections = new Map<string, () => unknown>();
+  /** Run first on shutdown (e.g. closing the ADS client). */
+  readonly shutdownHooks: Array<() => void> = [];
+  /**
+   * The SDS client (sds.ts, set by main.ts). An ADS client calls `sds?.requireSecretsIn(resources)`
+   * before `configUpdate()` for resources that may reference SDS secrets, so LIVE waits for them.
+   */
+  sds: DoubleSds | undefined;
+  private hotRestart: HotRestart | undefined;
+  /** Handed admin to a hot-restart child: no more state-file writes. */
+  private retired = false;
 
   constructor(
     readonly options: EnvoyOptions,
@@ -117,8 +139,20 @@ export class EnvoyDouble {
       s.beforeRender = () => this.refreshServerStats();
     }
 
+    // Hot restart runs unless disabled, as in Envoy, except with Envoy's defaults (base id 0,
+    // epoch 0): tests start many such doubles at once, which would share one domain socket.
+    if (!o.disableHotRestart && (o.baseId !== 0 || o.restartEpoch !== 0)) {
+      this.hotRestart = new HotRestart(o.baseId, o.restartEpoch, this.log, {
+        shutdownAdmin: () => this.shutdownAdminForChild(),
+        releaseListener: (address) => this.releaseListenerForChild(address),
+        drainListeners: () => this.drainForChild(),
+        terminate: () => this.shutdown(0),
+      });
+      await this.hotRestart.start();
+      await this.hotRestart.shutdownParentAdmin();
+    }
     this.admin = createAdminServer(this);
-    await this.bindAdmin(this.admin);
+    await this.bindAdmin(this.admin, this.hotRestart?.hasParent === true);
 
     const b = this.bootstrap;
     this.log.info('upstream', `loading ${b.clusters.size} cluster(s)`, 'source/common/upstream/cluster_manager_impl.cc:249');
@@ -147,7 +181,8 @@ export class EnvoyDouble {
         agentFor: (c) => this.agentFor(c),
       });
       if (!spec.address) continue;
-      await l.bind();
+      const taken = (await this.hotRestart?.takeListenSocket(addressString(spec.address))) === true;
+      await bindRetrying(() => l.bind(), taken);
       this.listeners.push(l);
       s.counter('listener_manager.listener_added').inc();
       s.counter('listener_manager.listener_create_success').inc(o.concurrency);
@@ -196,9 +231,9 @@ export class EnvoyDouble {
     this.writeState();
   }
 
-  private async bindAdmin(server: http.Server): Promise<void> {
+  private async bindAdmin(server: http.Server, fromParent: boolean): Promise<void> {
     const addr = this.bootstrap.admin;
-    await new Promise<void>((resolve, reject) => {
+    await bindRetrying(() => new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         reject(new Error(`cannot bind '${addressString(addr)}': ${err.code === 'EADDRINUSE' ? 'Address already in use' : err.message}`));
       };
@@ -209,7 +244,7 @@ export class EnvoyDouble {
       };
       if (addr.kind === 'pipe') server.listen({ path: addr.path }, done);
       else server.listen({ host: addr.host, port: addr.port, ipv6Only: addr.family === 6 && !addr.ipv4Compat }, done);
-    });
+    }), fromParent);
     const a = server.address();
     this.adminBound = addr.kind === 'pipe' || typeof a === 'string' || a === null ? addr : { ...addr, port: a.port };
     this.log.info('main', `admin address: ${addressString(this.adminBound)}`, 'source/server/admin/admin.cc:71');
@@ -257,6 +292,33 @@ export class EnvoyDouble {
     for (const l of this.listeners) l.startAccepting();
     this.log.info('main', `starting ${this.options.concurrency} worker(s)`, 'source/common/listener_manager/listener_manager_impl.cc:1090');
     this.writeState();
+    // Envoy's startWorkers: the parent may stop listening and drain now.
+    this.hotRestart?.childStartedWorkers(this.knobs.keepParent ? undefined : this.options.parentShutdownTimeS);
+  }
+
+  // ---- hot restart, parent side --------------------------------------------------------------
+
+  private shutdownAdminForChild(): number {
+    this.log.warn('main', 'shutting down admin due to child startup', 'source/server/server.cc:1071');
+    this.retired = true;
+    this.admin?.close();
+    // "If we still have a parent, it should be terminated now that we have a child."
+    this.hotRestart?.terminateParent();
+    return this.host.startedAt;
+  }
+
+  private releaseListenerForChild(address: string): boolean {
+    const l = this.listeners.find((x) => x.spec.address && addressString(x.spec.address) === address && !x.stopped);
+    if (!l) return false;
+    l.stop();
+    this.log.info('main', `hot restart: passed listener '${l.spec.name}' (${address}) to the child`, 'source/server/hot_restarting_parent.cc:60');
+    return true;
+  }
+
+  private drainForChild(): void {
+    this.log.info('main', 'hot restart: child is serving; stopping listeners and draining', 'source/server/server.cc:960');
+    this.stopListeners('ALL');
+    this.drainListeners({ inboundOnly: false, graceful: true, skipExit: true });
   }
 
   private refreshServerStats(only?: string[]): void {
@@ -296,6 +358,23 @@ export class EnvoyDouble {
     }
     clearTimeout(this.fetchTimers.get(type));
     this.initTargets.delete(type);
+    this.maybeCompleteInit();
+    this.noteState(before);
+  }
+
+  /**
+   * An extra init target (e.g. `sds:default`): LIVE waits until `completeInitTarget(name)`.
+   * Ignored once initialized, as Envoy's init manager (later secrets only warm their resource).
+   */
+  addInitTarget(name: string): void {
+    if (this.initState === 'INITIALIZED' || this.exiting) return;
+    this.initTargets.add(name);
+    this.writeState();
+  }
+
+  completeInitTarget(name: string): void {
+    if (!this.initTargets.delete(name)) return;
+    const before = this.state();
     this.maybeCompleteInit();
     this.noteState(before);
   }
@@ -365,6 +444,8 @@ export class EnvoyDouble {
     if (this.exiting) return;
     this.exiting = true;
     this.log.info('main', 'shutting down server instance', 'source/server/server.cc:1060');
+    for (const hook of this.shutdownHooks) hook();
+    this.hotRestart?.close();
     for (const l of this.listeners) l.destroy();
     this.admin?.close();
     for (const s of this.adminSockets) s.destroy();
@@ -396,6 +477,17 @@ export class EnvoyDouble {
       this.agents.set(c.name, a);
     }
     return a;
+  }
+
+  /** `ENVOY_DOUBLE_ADMIN_LOG`: one JSON line per admin request received (never fails the request). */
+  recordAdminCall(method: string, path: string): void {
+    const file = this.host.adminLogFile ?? '';
+    if (file === '') return;
+    try {
+      fs.appendFileSync(file, `${JSON.stringify({ pid: process.pid, method, path, at: new Date().toISOString() })}\n`);
+    } catch {
+      // an unwritable log must not change how "Envoy" behaves
+    }
   }
 
   // ---- knobs and control file ----------------------------------------------------------------
@@ -462,7 +554,7 @@ export class EnvoyDouble {
   /** Writes `ENVOY_DOUBLE_STATE` atomically (tmp + rename) when its content changed. */
   writeState(exited = false): void {
     const file = this.host.stateFile;
-    if (file === '') return;
+    if (file === '' || this.retired) return;
     const addr = (a: Address | undefined): Record<string, unknown> | null =>
       a === undefined ? null : a.kind === 'pipe' ? { path: a.path } : { address: a.host, port: a.port };
     const listeners: Record<string, unknown> = {};
@@ -476,6 +568,7 @@ export class EnvoyDouble {
       admin: addr(this.adminBound),
       listeners,
       control: this.control,
+      ...Object.fromEntries([...this.stateSections].map(([k, f]) => [k, f()])),
     };
     const text = JSON.stringify(data);
     if (text === this.lastState) return;
@@ -486,6 +579,23 @@ export class EnvoyDouble {
       fs.renameSync(tmp, file);
     } catch (err) {
       this.log.warn('misc', `envoy double: cannot write state file ${file}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * Binds; when the address was just released by a hot-restart parent, retries EADDRINUSE for
+ * up to 2 s (the parent closes its socket before it replies, so this is a safety net).
+ */
+async function bindRetrying(bind: () => Promise<void>, released: boolean): Promise<void> {
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    try {
+      await bind();
+      return;
+    } catch (err) {
+      if (!released || !/Address already in use/.test((err as Error).message) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 10));
     }
   }
 }

@@ -198,3 +198,14 @@ describe('--proxyLogLevel (SPEC §1)', () => {
     expect(parseProxyLogLevel('warning,upstream:debug', 'misc:error', [])).toEqual({ level: 'warning', components: ['upstream:debug'] });
   });
 });
+
+describe('structured env values', () => {
+  test('set-but-empty JSON env is kept as "" (its parser reports it); unset is undefined', () => {
+    const { config } = buildConfig({ argv: [...SEED_ARGS], env: { ...SEED_ENV, ISTIO_PROMETHEUS_ANNOTATIONS: '' }, cwd: '/w', meshConfigPath: '/w/m' });
+    expect(config.env.ISTIO_PROMETHEUS_ANNOTATIONS).toBe('');
+    const { config: c2 } = buildConfig({ argv: [...SEED_ARGS], env: { ...SEED_ENV }, cwd: '/w', meshConfigPath: '/w/m' });
+    expect(c2.env.ISTIO_PROMETHEUS_ANNOTATIONS).toBeUndefined();
+    expect(c2.env.DRAIN_DEADLINE).toBeUndefined();
+    expect(c2.env.TRUST_DOMAIN).toBe('cluster.local');
+  });
+});

@@ -1,0 +1,210 @@
+#!/usr/bin/env node
+/**
+ * Merged-metrics benchmark (SPEC §6.2). Run after `npm run build`:
+ *   node scripts/bench/metrics.mjs [--runs 40] [--envoy-mb 10] [--app-mb 1] [--concurrency 20]
+ *
+ * The agent's status server runs in a child process (compiled `dist/`), so its RSS is its own;
+ * a loopback server stands in for Envoy (10 MB body built from the real istio-proxy capture)
+ * and another for the app (1 MB text). Prints, in one run:
+ *   - merged scrape p50/p99 vs fetching the Envoy body alone (target ratio ≤ 1.2×);
+ *   - the agent's idle RSS and its peak growth during N concurrent merged scrapes (target ≤ 32 MB).
+ */
+import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dist = (rel) => new URL(`file://${path.join(ROOT, 'dist', rel)}`).href;
+
+function arg(name, def) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+
+// ---------------------------------------------------------------- agent (child process)
+async function runAgent() {
+  const [envoyPort, appPort] = process.argv.slice(3).map(Number);
+  const { StatusServer } = await import(dist('src/status/server.js'));
+  const { AppProbers } = await import(dist('src/status/app-probe.js'));
+  const { createAgentMetrics } = await import(dist('src/metrics/registry.js'));
+  const { createLogger } = await import(dist('src/log.js'));
+  const log = createLogger({ outputLevel: 'none' });
+  const server = await StatusServer.start({
+    port: 0,
+    host: '127.0.0.1',
+    log,
+    routes: { ready: (_q, r) => r.end(), quit: () => {}, drain: () => {} },
+    metrics: { metrics: createAgentMetrics(), localhost: '127.0.0.1', envoyPort, ...(appPort ? { app: { port: appPort, path: '/metrics' } } : {}) },
+    appProbers: new AppProbers({ probers: new Map(), destination: '127.0.0.1', ipv6: false, http2: false, log }),
+    metricsLocalhostOnly: false,
+  });
+  // The floor: the same hop (undici in, Node http out) with no merging at all.
+  const { Agent } = await import('undici');
+  const http = await import('node:http');
+  const dispatcher = new Agent({ keepAliveTimeout: 15_000 });
+  const passthrough = http.createServer(async (_req, res) => {
+    const up = await dispatcher.request({ origin: `http://127.0.0.1:${envoyPort}`, path: '/stats/prometheus', method: 'GET' });
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    for await (const chunk of up.body) if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+    res.end();
+  });
+  await new Promise((resolve) => passthrough.listen(0, '127.0.0.1', resolve));
+  let sampler;
+  let peak = 0;
+  process.on('message', (msg) => {
+    if (msg.type === 'idle') {
+      globalThis.gc?.();
+      process.send({ type: 'idle', rss: process.memoryUsage.rss(), heapUsed: process.memoryUsage().heapUsed });
+    } else if (msg.type === 'sample-start') {
+      peak = process.memoryUsage.rss();
+      sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 5);
+      process.send({ type: 'sampling' });
+    } else if (msg.type === 'sample-stop') {
+      clearInterval(sampler);
+      process.send({ type: 'peak', rss: peak });
+    } else if (msg.type === 'exit') {
+      passthrough.closeAllConnections();
+      passthrough.close();
+      server.close().then(() => process.exit(0));
+    }
+  });
+  process.send({ type: 'ready', port: server.port, passthroughPort: passthrough.address().port });
+}
+
+// ---------------------------------------------------------------- bench driver
+function envoyBody(targetBytes) {
+  const capture = fs.readFileSync(path.join(ROOT, 'test/fixtures/envoy/stats-prometheus.istio-proxy.datadog.txt'), 'utf8');
+  // Like an Envoy with many clusters: the capture's 190 families, its series repeated with a
+  // distinguishing label until the body reaches the target size (# TYPE lines once).
+  const parts = [`${capture}\n`];
+  let size = parts[0].length;
+  const samples = capture.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+  for (let copy = 1; size < targetBytes; copy++) {
+    const text = `${samples.map((l) => l.replace(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{\}|\{)?/, (_m, name, brace) => (brace === '{' ? `${name}{bench_copy="${copy}",` : `${name}{bench_copy="${copy}"}`))).join('\n')}\n`;
+    parts.push(text);
+    size += text.length;
+  }
+  return Buffer.from(parts.join('').slice(0, -1)); // Envoy's quirk: no final newline
+}
+
+function appBody(targetBytes) {
+  const lines = [];
+  let size = 0;
+  for (let i = 0; size < targetBytes; i++) {
+    const block = `# HELP app_requests_${i} Requests.\n# TYPE app_requests_${i} counter\n${Array.from({ length: 10 }, (_, j) => `app_requests_${i}{path="/api/v1/items/${j}",code="200"} ${i * j}\n`).join('')}`;
+    lines.push(block);
+    size += block.length;
+  }
+  return Buffer.from(lines.join(''));
+}
+
+function serve(body, contentType) {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': body.length });
+    res.end(body);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+const agentOpts = { keepAlive: true, maxSockets: 64 };
+const client = new http.Agent(agentOpts);
+
+function get(port, urlPath) {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: urlPath, agent: client, headers: { accept: 'text/plain;version=0.0.4' } }, (res) => {
+        let bytes = 0;
+        res.on('data', (c) => (bytes += c.length));
+        res.on('end', () => resolve({ ms: performance.now() - t0, bytes, status: res.statusCode }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+function ask(child, msg, replyType) {
+  return new Promise((resolve) => {
+    const on = (m) => {
+      if (m.type === replyType) {
+        child.off('message', on);
+        resolve(m);
+      }
+    };
+    child.on('message', on);
+    child.send(msg);
+  });
+}
+
+async function main() {
+  const runs = arg('runs', 40);
+  const envoyMb = arg('envoy-mb', 10);
+  const appMb = arg('app-mb', 1);
+  const concurrency = arg('concurrency', 20);
+  const envoy = await serve(envoyBody(envoyMb * 1e6), 'text/plain; version=0.0.4; charset=utf-8');
+  const appPayload = appBody(appMb * 1e6);
+  const app = await serve(appPayload, 'text/plain; version=0.0.4; charset=utf-8');
+  const envoyPort = envoy.address().port;
+  const child = fork(fileURLToPath(import.meta.url), ['--agent', String(envoyPort), String(appMb > 0 ? app.address().port : 0)], {
+    execArgv: ['--expose-gc', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const { port, passthroughPort } = await new Promise((resolve) => child.once('message', resolve));
+  const atStart = await ask(child, { type: 'idle' }, 'idle');
+
+  // The three series are interleaved run by run, so machine noise hits them alike.
+  const series = {
+    alone: () => get(envoyPort, '/stats/prometheus'),
+    floor: () => get(passthroughPort, '/'),
+    merged: () => get(port, '/stats/prometheus'),
+  };
+  const times = { alone: [], floor: [], merged: [] };
+  const bytes = {};
+  for (let i = 0; i < runs + 5; i++) {
+    for (const [name, fn] of Object.entries(series)) {
+      const r = await fn();
+      if (r.status !== 200) throw new Error(`${name}: status ${r.status}`);
+      if (i >= 5) times[name].push(r.ms);
+      bytes[name] = r.bytes;
+    }
+  }
+  const stat = (name) => ({ p50: pct(times[name], 50), p99: pct(times[name], 99), bytes: bytes[name] });
+  const alone = stat('alone');
+  const floor = stat('floor');
+  const merged = stat('merged');
+
+  const afterRuns = await ask(child, { type: 'idle' }, 'idle');
+  const idle = afterRuns.rss;
+  await ask(child, { type: 'sample-start' }, 'sampling');
+  const t0 = performance.now();
+  const all = await Promise.all(Array.from({ length: concurrency }, () => get(port, '/stats/prometheus')));
+  const concurrentMs = performance.now() - t0;
+  const peak = (await ask(child, { type: 'sample-stop' }, 'peak')).rss;
+  if (all.some((r) => r.status !== 200 || r.bytes < merged.bytes * 0.9)) throw new Error('a concurrent scrape failed');
+
+  const mb = (b) => (b / 1024 / 1024).toFixed(1);
+  const f = (x) => x.toFixed(1);
+  console.log(`Envoy body ${mb(alone.bytes)} MiB, app body ${mb(appPayload.length)} MiB, merged body ${mb(merged.bytes)} MiB, ${runs} runs each`);
+  console.log(`fetch Envoy alone : p50 ${f(alone.p50)} ms  p99 ${f(alone.p99)} ms`);
+  console.log(`plain proxy hop   : p50 ${f(floor.p50)} ms  p99 ${f(floor.p99)} ms  (undici -> http, no merging: the floor for any proxy)`);
+  console.log(`merged scrape     : p50 ${f(merged.p50)} ms  p99 ${f(merged.p99)} ms`);
+  console.log(`ratio merged/alone: p50 ${(merged.p50 / alone.p50).toFixed(2)}x  p99 ${(merged.p99 / alone.p99).toFixed(2)}x  (target <= 1.2x)`);
+  console.log(`agent RSS at start ${mb(atStart.rss)} MiB (heap used ${mb(atStart.heapUsed)} MiB); idle after ${runs + 5} scrapes ${mb(idle)} MiB (heap used after GC ${mb(afterRuns.heapUsed)} MiB)`);
+  console.log(`agent RSS idle ${mb(idle)} MiB; peak during ${concurrency} concurrent scrapes ${mb(peak)} MiB; growth ${mb(peak - idle)} MiB (target <= 32 MiB); wall ${f(concurrentMs)} ms`);
+
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.send({ type: 'exit' });
+  await exited;
+  client.destroy();
+  await Promise.all([envoy, app].map((s) => new Promise((resolve) => s.close(resolve))));
+}
+
+if (process.argv[2] === '--agent') await runAgent();
+else await main();

@@ -1,0 +1,465 @@
+/**
+ * PURE streaming merger of Prometheus expositions (SPEC §6.2; rules in ./README.md).
+ *
+ * Sources are fed one after another (`begin` → `write`* → `end` | `abort`), as raw byte
+ * chunks split anywhere; the merger works line by line and returns the bytes to emit,
+ * mostly as zero-copy slices of the input. It holds at most one partial line plus the set
+ * of metric names seen so far, never a whole body.
+ *
+ * Per scrape it guarantees:
+ * - a family (its `# TYPE`/`# HELP`/`# UNIT` lines and its samples) already emitted by an
+ *   earlier source is dropped from a later one, and reported in `SourceStats.droppedFamilies`;
+ *   samples are matched to families by name (`_bucket`, `_sum`, `_count`, `_total`,
+ *   `_created`, … per the family's type), wherever they sit in the body;
+ * - every emitted line ends with `\n` (a body without a final newline gets one); empty lines
+ *   and `# EOF` lines are removed; `finish()` returns the single `# EOF` that ends an
+ *   OpenMetrics body;
+ * - in OpenMetrics mode, free-form comments are removed and `untyped` becomes `unknown`;
+ * - a line that cannot be a sample or comment is dropped and counted in `invalidLines`.
+ */
+import { ALL_SUFFIXES, parseFamilyType, suffixesFor, type FamilyType } from './exposition.js';
+
+export interface MergerOptions {
+  /** The merged body is OpenMetrics (else text 0.0.4). */
+  openMetrics: boolean;
+  /** Longest line accepted; a longer one is dropped as invalid (default 1 MiB). */
+  maxLineBytes?: number;
+}
+
+export interface SourceStats {
+  source: string;
+  /** Families dropped because an earlier source emitted them. */
+  droppedFamilies: string[];
+  /** Lines dropped because they were not exposition lines. */
+  invalidLines: number;
+  /** Lines emitted. */
+  emittedLines: number;
+}
+
+const NL = 0x0a;
+const CR = 0x0d;
+const HASH = 0x23;
+const SPACE = 0x20;
+const TAB = 0x09;
+const BRACE = 0x7b;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const NEWLINE = Buffer.from('\n');
+const EOF_LINE = Buffer.from('# EOF\n');
+
+/** Family type recorded for a name; `null` = a family seen only through HELP/UNIT so far. */
+type FamilyEntry = FamilyType | null;
+
+export class ExpositionMerger {
+  private readonly openMetrics: boolean;
+  private readonly maxLine: number;
+
+  /** Names emitted by finished sources: family names (from descriptors) and sample names. */
+  private readonly earlierFamilies = new Map<string, FamilyEntry>();
+  private readonly earlierSamples = new Set<string>();
+  /** For each earlier name `<base><suffix>`: base → bitmask of the suffixes seen (see SUFFIX_BITS). */
+  private readonly earlierBases = new Map<string, number>();
+  private pendingClaims: { families: Map<string, FamilyEntry>; samples: Set<string>; dropped: Set<string> } | undefined;
+  /** The last sample name seen and its decision: consecutive samples mostly share a name. */
+  private lastName = '';
+  private lastKeep = true;
+
+  private source: string | undefined;
+  private families = new Map<string, FamilyEntry>();
+  private samples = new Set<string>();
+  private dropped = new Set<string>();
+  private decisions = new Map<string, boolean>();
+  private stats: SourceStats | undefined;
+  private tail: Buffer | undefined;
+  private skippingLongLine = false;
+
+  constructor(options: MergerOptions) {
+    this.openMetrics = options.openMetrics;
+    this.maxLine = options.maxLineBytes ?? 1024 * 1024;
+  }
+
+  /** Starts the next source. */
+  begin(source: string): void {
+    if (this.source !== undefined) throw new Error(`merger: source ${this.source} not ended`);
+    this.foldClaims();
+    this.source = source;
+    this.families = new Map();
+    this.samples = new Set();
+    this.dropped = new Set();
+    this.decisions = new Map();
+    this.stats = { source, droppedFamilies: [], invalidLines: 0, emittedLines: 0 };
+    this.tail = undefined;
+    this.skippingLongLine = false;
+  }
+
+  /** Feeds a chunk of the current source; returns the complete lines to emit. */
+  write(chunk: Uint8Array): Buffer[] {
+    this.assertActive();
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const out: Buffer[] = [];
+    let pos = 0;
+    if (this.tail !== undefined || this.skippingLongLine) {
+      const nl = buf.indexOf(NL);
+      if (nl < 0) {
+        this.extendTail(buf);
+        return out;
+      }
+      if (this.skippingLongLine) {
+        this.skippingLongLine = false;
+      } else {
+        const line = Buffer.concat([this.tail as Buffer, buf.subarray(0, nl + 1)]);
+        this.tail = undefined;
+        if (line.length - 1 > this.maxLine) this.invalid();
+        else this.processRange(line, 0, line.length, out);
+      }
+      pos = nl + 1;
+    }
+    const lastNl = buf.lastIndexOf(NL);
+    if (lastNl >= pos) {
+      this.processRange(buf, pos, lastNl + 1, out);
+      pos = lastNl + 1;
+    }
+    if (pos < buf.length) this.extendTail(buf.subarray(pos));
+    return out;
+  }
+
+  /** Ends the current source normally: emits its last line even without a final newline. */
+  end(): { out: Buffer[]; stats: SourceStats } {
+    this.assertActive();
+    const out: Buffer[] = [];
+    if (this.tail !== undefined && !this.skippingLongLine) {
+      const line = Buffer.concat([this.tail, NEWLINE]);
+      this.processRange(line, 0, line.length, out);
+    }
+    return { out, stats: this.close() };
+  }
+
+  /** Ends the current source after an error: a partial last line is discarded. */
+  abort(): SourceStats {
+    this.assertActive();
+    return this.close();
+  }
+
+  /** What ends the merged body: `# EOF` for OpenMetrics, nothing for text. */
+  finish(): Buffer[] {
+    if (this.source !== undefined) throw new Error(`merger: source ${this.source} not ended`);
+    return this.openMetrics ? [EOF_LINE] : [];
+  }
+
+  /**
+   * Ends the source. Whatever it emitted (even when cut short) belongs to it for later
+   * sources; the claims are folded in lazily by the next `begin`, so the last source costs
+   * nothing here.
+   */
+  private close(): SourceStats {
+    const stats = this.stats as SourceStats;
+    stats.droppedFamilies = [...this.dropped];
+    this.pendingClaims = { families: this.families, samples: this.samples, dropped: this.dropped };
+    this.source = undefined;
+    this.tail = undefined;
+    this.skippingLongLine = false;
+    this.families = new Map();
+    this.samples = new Set();
+    this.dropped = new Set();
+    this.decisions = new Map();
+    this.lastName = '';
+    return stats;
+  }
+
+  private foldClaims(): void {
+    const pending = this.pendingClaims;
+    if (!pending) return;
+    this.pendingClaims = undefined;
+    for (const [name, type] of pending.families) {
+      if (pending.dropped.has(name)) continue;
+      this.earlierFamilies.set(name, type);
+      this.noteBase(name);
+    }
+    for (const name of pending.samples) {
+      this.earlierSamples.add(name);
+      this.noteBase(name);
+    }
+  }
+
+  private assertActive(): void {
+    if (this.source === undefined) throw new Error('merger: no source begun');
+  }
+
+  private extendTail(part: Buffer): void {
+    if (this.skippingLongLine) return;
+    const len = (this.tail?.length ?? 0) + part.length;
+    if (len > this.maxLine) {
+      this.tail = undefined;
+      this.skippingLongLine = true;
+      this.invalid();
+      return;
+    }
+    // Copy: the tail must not pin the (possibly large) chunk it came from.
+    this.tail = this.tail === undefined ? Buffer.from(part) : Buffer.concat([this.tail, part]);
+  }
+
+  private invalid(): void {
+    (this.stats as SourceStats).invalidLines++;
+  }
+
+  /**
+   * Processes complete lines buf[from, to) (`to` is just past a newline); pushes kept runs.
+   * Scanning works on a latin1 string of the range (one byte = one char, so offsets map
+   * 1:1 back to the bytes, which are emitted untouched).
+   */
+  private processRange(buf: Buffer, from: number, to: number, out: Buffer[]): void {
+    const stats = this.stats as SourceStats;
+    const str = buf.toString('latin1', from, to);
+    const len = str.length;
+    let runStart = 0;
+    let ls = 0;
+    while (ls < len) {
+      let nl = str.indexOf('\n', ls);
+      if (nl < 0) nl = len - 1;
+      const verdict = this.classify(str, ls, nl);
+      if (verdict === true) {
+        stats.emittedLines++;
+      } else {
+        if (ls > runStart) out.push(buf.subarray(from + runStart, from + ls));
+        if (verdict !== false) {
+          out.push(verdict);
+          stats.emittedLines++;
+        }
+        runStart = nl + 1;
+      }
+      ls = nl + 1;
+    }
+    if (len > runStart) out.push(buf.subarray(from + runStart, to));
+  }
+
+  /** true = keep as is; false = drop; Buffer = emit this replacement line instead. */
+  private classify(str: string, start: number, nl: number): boolean | Buffer {
+    let end = nl;
+    if (end > start && str.charCodeAt(end - 1) === CR) end--;
+    let s = start;
+    let c = str.charCodeAt(s);
+    while (s < end && (c === SPACE || c === TAB)) c = str.charCodeAt(++s);
+    if (s === end) return false;
+    if (c === HASH) return this.classifyComment(str.slice(s, end));
+    return this.classifySample(str, s, end);
+  }
+
+  private classifyComment(text: string): boolean | Buffer {
+    const d = parseDescriptor(text);
+    if (d === undefined) return !this.openMetrics; // a free-form comment
+    const keyword = d.keyword;
+    if (keyword === 'EOF') return d.rawName === undefined ? false : !this.openMetrics;
+    if (d.rawName === undefined) {
+      this.invalid();
+      return false;
+    }
+    const name = d.rawName.startsWith('"') ? utf8(d.rawName.slice(1, -1)) : ownString(d.rawName);
+    if (keyword === 'TYPE') {
+      const type = parseFamilyType(d.rest);
+      // Recorded even when dropped, so its samples resolve to it.
+      this.families.set(name, type ?? null);
+      if (this.dropped.has(name)) return false;
+      if (this.conflictsWithEarlierFamily(name, type)) {
+        this.drop(name);
+        return false;
+      }
+      if (this.openMetrics && type === 'untyped') return Buffer.from(`# TYPE ${d.rawName} unknown\n`, 'latin1');
+      return true;
+    }
+    // HELP / UNIT
+    if (!this.families.has(name)) this.families.set(name, null);
+    if (this.dropped.has(name)) return false;
+    if (this.conflictsWithEarlierFamily(name, undefined)) {
+      this.drop(name);
+      return false;
+    }
+    return true;
+  }
+
+  private classifySample(str: string, s: number, end: number): boolean {
+    let name: string;
+    let e = s;
+    const first = str.charCodeAt(s);
+    if (first === BRACE) {
+      // `{"utf8.name", label="v"} 1`: the name is the first quoted string inside the braces.
+      let q = s + 1;
+      while (q < end && (str.charCodeAt(q) === SPACE || str.charCodeAt(q) === TAB)) q++;
+      if (str.charCodeAt(q) !== QUOTE) {
+        this.invalid();
+        return false;
+      }
+      let k = q + 1;
+      while (k < end && str.charCodeAt(k) !== QUOTE) k += str.charCodeAt(k) === BACKSLASH ? 2 : 1;
+      name = utf8(str.slice(q + 1, Math.min(k, end)));
+      e = k;
+    } else {
+      if (!isNameStart(first)) {
+        this.invalid();
+        return false;
+      }
+      const last = this.lastName;
+      const after = s + last.length;
+      if (last !== '' && after < end && str.startsWith(last, s) && isNameEnd(str.charCodeAt(after))) {
+        // Same name as the previous sample (histogram buckets, per-cluster series…).
+        return this.valuePresent(str, after, end) ? this.lastKeep : this.invalidSample();
+      }
+      for (; e < end; e++) {
+        const c = str.charCodeAt(e);
+        if (c === BRACE || c === SPACE || c === TAB) break;
+      }
+      name = str.slice(s, e);
+    }
+    if (name === '' || !this.valuePresent(str, e, end)) return this.invalidSample();
+    let keep = this.decisions.get(name);
+    if (keep === undefined) {
+      // Own copy: a slice would keep the whole chunk's string alive in the maps.
+      name = ownString(name);
+      keep = this.decideSample(name);
+      this.decisions.set(name, keep);
+    }
+    this.lastName = name;
+    this.lastKeep = keep;
+    return keep;
+  }
+
+  /** A sample needs a value after its name (and labels): some whitespace before the end. */
+  private valuePresent(str: string, e: number, end: number): boolean {
+    let v = end;
+    while (v > e && (str.charCodeAt(v - 1) === SPACE || str.charCodeAt(v - 1) === TAB)) v--;
+    for (let k = v - 1; k >= e; k--) {
+      const c = str.charCodeAt(k);
+      if (c === SPACE || c === TAB) return true;
+    }
+    return false;
+  }
+
+  private invalidSample(): false {
+    this.invalid();
+    return false;
+  }
+
+  /** `name` must be an own string (it is kept in the maps). */
+  private decideSample(name: string): boolean {
+    const family = this.currentFamilyOf(name);
+    if (family !== undefined && this.dropped.has(family)) return false;
+    const earlier = this.earlierOwnerOf(name);
+    if (earlier !== undefined) {
+      this.drop(family ?? earlier);
+      return false;
+    }
+    this.samples.add(name);
+    return true;
+  }
+
+  /** The family of the current source a sample name belongs to, if any. */
+  private currentFamilyOf(name: string): string | undefined {
+    if (this.families.has(name)) return name;
+    for (const sfx of suffixesFor(undefined)) {
+      if (!name.endsWith(sfx)) continue;
+      const base = name.slice(0, -sfx.length);
+      const type = this.families.get(base);
+      if (type === undefined) continue;
+      if (type === null || suffixesFor(type).includes(sfx)) return base;
+    }
+    return undefined;
+  }
+
+  /** The earlier family (or sample name) that already owns this sample name, if any. */
+  private earlierOwnerOf(name: string): string | undefined {
+    if (this.earlierFamilies.has(name)) return name;
+    for (const sfx of suffixesFor(undefined)) {
+      if (!name.endsWith(sfx)) continue;
+      const base = name.slice(0, -sfx.length);
+      const type = this.earlierFamilies.get(base);
+      if (type === undefined) continue;
+      if (type === null || suffixesFor(type).includes(sfx)) return base;
+    }
+    return this.earlierSamples.has(name) ? name : undefined;
+  }
+
+  /** Would family `name` of `type` collide with a name an earlier source emitted? */
+  private conflictsWithEarlierFamily(name: string, type: FamilyType | undefined): boolean {
+    if (this.earlierFamilies.has(name) || this.earlierSamples.has(name)) return true;
+    const seen = this.earlierBases.get(name);
+    return seen !== undefined && (seen & suffixMask(type)) !== 0;
+  }
+
+  private noteBase(name: string): void {
+    for (let i = 0; i < ALL_SUFFIXES.length; i++) {
+      const sfx = ALL_SUFFIXES[i] as string;
+      if (!name.endsWith(sfx)) continue;
+      const base = name.slice(0, -sfx.length);
+      this.earlierBases.set(base, (this.earlierBases.get(base) ?? 0) | (1 << i));
+    }
+  }
+
+  private drop(family: string): void {
+    if (!this.dropped.has(family)) {
+      this.dropped.add(family);
+      // A cached "keep" may now belong to a dropped family.
+      this.decisions.clear();
+      this.lastName = '';
+    }
+  }
+}
+
+/** Bitmask over ALL_SUFFIXES of the suffixes a family of `type` may use (all when unknown). */
+function suffixMask(type: FamilyType | undefined): number {
+  let mask = 0;
+  for (const sfx of suffixesFor(type)) mask |= 1 << ALL_SUFFIXES.indexOf(sfx);
+  return mask;
+}
+
+interface Descriptor {
+  keyword: 'HELP' | 'TYPE' | 'UNIT' | 'EOF';
+  /** As written (quoted names keep their quotes); undefined when missing. */
+  rawName: string | undefined;
+  /** The rest of the line, trimmed. */
+  rest: string;
+}
+
+/** `# HELP|TYPE|UNIT <name> <rest>` or `# EOF`; undefined for any other comment. */
+function parseDescriptor(text: string): Descriptor | undefined {
+  let i = 1;
+  while (isBlank(text.charCodeAt(i))) i++;
+  if (i === 1) return undefined;
+  let keyword: Descriptor['keyword'] | undefined;
+  for (const k of ['TYPE', 'HELP', 'UNIT', 'EOF'] as const) {
+    if (text.startsWith(k, i) && (i + k.length === text.length || isBlank(text.charCodeAt(i + k.length)))) keyword = k;
+  }
+  if (keyword === undefined) return undefined;
+  i += keyword.length;
+  while (isBlank(text.charCodeAt(i))) i++;
+  if (i >= text.length) return { keyword, rawName: undefined, rest: '' };
+  let j = i;
+  if (text.charCodeAt(i) === QUOTE) {
+    j++;
+    while (j < text.length && text.charCodeAt(j) !== QUOTE) j += text.charCodeAt(j) === BACKSLASH ? 2 : 1;
+    j = Math.min(j + 1, text.length);
+  } else {
+    while (j < text.length && !isBlank(text.charCodeAt(j))) j++;
+  }
+  return { keyword, rawName: text.slice(i, j), rest: text.slice(j).trim() };
+}
+
+function isBlank(c: number): boolean {
+  return c === SPACE || c === TAB;
+}
+
+/** A copy of a (sliced) string that does not retain its parent. */
+function ownString(s: string): string {
+  return Buffer.from(s, 'latin1').toString('latin1');
+}
+
+function isNameEnd(c: number): boolean {
+  return c === BRACE || c === SPACE || c === TAB;
+}
+
+function isNameStart(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x3a;
+}
+
+/** A name scanned as latin1 back to its UTF-8 text (quoted names may hold any UTF-8); an own string. */
+function utf8(latin1: string): string {
+  return Buffer.from(latin1, 'latin1').toString('utf8');
+}

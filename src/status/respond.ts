@@ -1,0 +1,113 @@
+/**
+ * Response helpers shared by the status endpoints: gzip negotiation (SPEC §6: compressed when
+ * the request accepts gzip) and small text replies.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import zlib from 'node:zlib';
+
+/** Does the request's Accept-Encoding allow gzip (a `gzip` or `*` coding with q > 0)? */
+export function acceptsGzip(req: IncomingMessage): boolean {
+  const header = req.headers['accept-encoding'];
+  if (!header) return false;
+  for (const item of header.split(',')) {
+    const [coding, ...params] = item.trim().toLowerCase().split(';');
+    if (coding?.trim() !== 'gzip' && coding?.trim() !== '*') continue;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    if (q === undefined || Number(q.slice(2)) > 0) return true;
+  }
+  return false;
+}
+
+/** Replies with a complete text body (gzip-compressed when accepted). */
+export function sendText(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): void {
+  let payload = typeof body === 'string' ? Buffer.from(body) : body;
+  const out: Record<string, string | number> = { ...headers };
+  if (payload.length > 0 && !('content-type' in lower(headers))) out['Content-Type'] = 'text/plain; charset=utf-8';
+  if (payload.length > 0 && acceptsGzip(req)) {
+    payload = zlib.gzipSync(payload);
+    out['Content-Encoding'] = 'gzip';
+    out.Vary = 'Accept-Encoding';
+  }
+  out['Content-Length'] = payload.length;
+  res.writeHead(status, out);
+  res.end(payload);
+}
+
+function lower(h: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
+/**
+ * A streaming body: `start` sends the headers, `write` respects backpressure, `end` finishes.
+ * With gzip the stream is compressed on the fly (flushed at the end only).
+ */
+export class StreamingBody {
+  private stream: Writable | undefined;
+  private readonly gzip: boolean;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.gzip = acceptsGzip(req);
+  }
+
+  start(status: number, headers: Record<string, string>): void {
+    const out: Record<string, string> = { ...headers };
+    if (this.gzip) {
+      out['Content-Encoding'] = 'gzip';
+      out.Vary = 'Accept-Encoding';
+    }
+    this.res.writeHead(status, out);
+    if (this.gzip) {
+      const gz = zlib.createGzip();
+      gz.on('error', (err) => this.res.destroy(err));
+      gz.pipe(this.res);
+      this.stream = gz;
+    } else {
+      this.stream = this.res;
+    }
+  }
+
+  async write(chunks: Buffer[]): Promise<void> {
+    const stream = this.stream;
+    if (!stream) throw new Error('StreamingBody: write before start');
+    for (const chunk of chunks) {
+      if (this.res.destroyed) throw new Error('client connection closed');
+      if (chunk.length === 0) continue;
+      if (!stream.write(chunk)) await drained(stream, this.res);
+    }
+  }
+
+  /** Ends the body; resolves when it has been handed to the socket. */
+  async end(): Promise<void> {
+    const stream = this.stream;
+    if (!stream || this.res.destroyed) return;
+    stream.end();
+    if (!this.res.writableFinished) await Promise.race([once(this.res, 'finish'), once(this.res, 'close')]);
+  }
+}
+
+/** Waits for 'drain', or rejects when the response goes away first. */
+function drained(stream: Writable, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      stream.off('drain', onDrain);
+      res.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(new Error('client connection closed'));
+    stream.on('drain', onDrain);
+    res.on('close', onClose);
+  });
+}

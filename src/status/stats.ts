@@ -1,0 +1,92 @@
+/**
+ * `/stats/prometheus` and `/metrics` (SPEC §6.2): adapts an HTTP request to a merged scrape.
+ * Always answers 200 with what succeeded (403 only for a non-loopback peer when
+ * METRICS_LOCALHOST_ACCESS_ONLY is on); the body is streamed, gzip-compressed when accepted.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../log.js';
+import { describeError } from '../errors.js';
+import { MergedMetrics, type MergedMetricsOptions } from '../metrics/scrape.js';
+import { parsePrometheusAnnotations } from '../metrics/annotations.js';
+import type { AgentConfig } from '../config/load.js';
+import type { AgentMetrics } from '../metrics/registry.js';
+import { LOCALHOST_ONLY_BODY, isLoopbackAddress } from './loopback.js';
+import { StreamingBody, sendText } from './respond.js';
+
+export type MetricsEndpointOptions = Omit<MergedMetricsOptions, 'log'>;
+
+/**
+ * The endpoint options from the config: Envoy on ENVOY_PROMETHEUS_PORT, the application per
+ * ISTIO_PROMETHEUS_ANNOTATIONS (sidecars only). Throws ConfigError for a bad annotation value.
+ */
+export function metricsEndpointOptions(
+  config: AgentConfig,
+  deps: { metrics: AgentMetrics; localhost: string },
+): MetricsEndpointOptions {
+  const raw = config.env.ISTIO_PROMETHEUS_ANNOTATIONS;
+  const app = config.proxyType === 'sidecar' ? parsePrometheusAnnotations(typeof raw === 'string' ? raw : undefined, config.statusPort) : undefined;
+  return {
+    metrics: deps.metrics,
+    localhost: deps.localhost,
+    envoyPort: config.env.ENVOY_PROMETHEUS_PORT as number,
+    ...(app ? { app } : {}),
+  };
+}
+
+export class StatsEndpoint {
+  private readonly merged: MergedMetrics;
+
+  constructor(
+    options: MetricsEndpointOptions,
+    private readonly localhostOnly: boolean,
+    private readonly log: Logger,
+  ) {
+    this.merged = new MergedMetrics({ ...options, log });
+  }
+
+  readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (this.localhostOnly && !isLoopbackAddress(req.socket.remoteAddress)) {
+      sendText(req, res, 403, LOCALHOST_ONLY_BODY);
+      return;
+    }
+    const ctl = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) ctl.abort(new Error('client connection closed'));
+    };
+    res.on('close', onClose);
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const body = new StreamingBody(req, res);
+    try {
+      await this.merged.scrape(
+        {
+          rawQuery: q >= 0 ? url.slice(q + 1) : '',
+          accept: req.headers.accept,
+          userAgent: req.headers['user-agent'],
+          timeoutHeader: header(req, 'x-prometheus-scrape-timeout-seconds'),
+          signal: ctl.signal,
+        },
+        {
+          start: (contentType) => body.start(200, { 'Content-Type': contentType }),
+          write: (chunks) => body.write(chunks),
+        },
+      );
+      await body.end();
+    } catch (err) {
+      // Only the client going away (or a bug) gets here; the body cannot be fixed up any more.
+      if (!ctl.signal.aborted) this.log.error(`merged metrics scrape failed: ${describeError(err)}`);
+      res.destroy();
+    } finally {
+      res.off('close', onClose);
+    }
+  };
+
+  close(): Promise<void> {
+    return this.merged.close();
+  }
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}

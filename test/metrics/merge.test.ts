@@ -1,0 +1,187 @@
+import { describe, expect, test } from '@jest/globals';
+import { ExpositionMerger, type SourceStats } from '../../src/metrics/merge.js';
+import { validateExposition } from '../../src/metrics/exposition.js';
+import { parseExposition } from '../support/metrics-parse.js';
+import { ENVOY_FIXTURE, OPENMETRICS_APP_FIXTURE, TEXT_APP_FIXTURE, fixture } from '../support/metrics-servers.js';
+
+interface Source {
+  name: string;
+  body: Buffer | string;
+  /** Split the body into chunks of this size (default: one chunk). */
+  chunk?: number;
+  /** End with abort() instead of end(). */
+  abort?: boolean;
+}
+
+function merge(openMetrics: boolean, sources: Source[]): { body: string; stats: SourceStats[] } {
+  const m = new ExpositionMerger({ openMetrics });
+  const out: Buffer[] = [];
+  const stats: SourceStats[] = [];
+  for (const s of sources) {
+    const body = Buffer.isBuffer(s.body) ? s.body : Buffer.from(s.body);
+    m.begin(s.name);
+    const size = s.chunk ?? Math.max(1, body.length);
+    for (let i = 0; i < body.length; i += size) out.push(...m.write(body.subarray(i, i + size)));
+    if (s.abort) stats.push(m.abort());
+    else {
+      const end = m.end();
+      out.push(...end.out);
+      stats.push(end.stats);
+    }
+  }
+  out.push(...m.finish());
+  return { body: Buffer.concat(out).toString('utf8'), stats };
+}
+
+const AGENT = '# HELP istio_agent_scrapes_total The total number of scrapes.\n# TYPE istio_agent_scrapes_total counter\nistio_agent_scrapes_total 3\n';
+
+describe('ExpositionMerger', () => {
+  test('passes distinct sources through unchanged, adding the missing final newline', () => {
+    const envoy = fixture(ENVOY_FIXTURE);
+    expect(envoy[envoy.length - 1]).not.toBe(0x0a); // the capture's quirk
+    const { body, stats } = merge(false, [
+      { name: 'agent', body: AGENT },
+      { name: 'envoy', body: envoy },
+    ]);
+    expect(body).toBe(`${AGENT}${envoy.toString('utf8')}\n`);
+    expect(stats.map((s) => s.droppedFamilies)).toEqual([[], []]);
+    expect(stats[1]?.invalidLines).toBe(0);
+    parseExposition(body, false);
+  });
+
+  test('output does not depend on where chunks are split (every split of a body)', () => {
+    const text = `# TYPE a counter\na{x="1"} 1\n\n# EOF\n# TYPE b gauge\nb 2\r\nc_total 3`;
+    const expected = merge(false, [{ name: 'agent', body: AGENT }, { name: 'app', body: text }]).body;
+    for (let size = 1; size <= text.length; size++) {
+      expect(merge(false, [{ name: 'agent', body: AGENT }, { name: 'app', body: text, chunk: size }]).body).toBe(expected);
+    }
+    expect(expected).toBe(`${AGENT}# TYPE a counter\na{x="1"} 1\n# TYPE b gauge\nb 2\r\nc_total 3\n`);
+  });
+
+  test('a family already emitted by an earlier source is dropped with its samples, wherever they sit', () => {
+    // The istio-proxy capture places samples far from their # TYPE; emit it twice.
+    const envoy = fixture(ENVOY_FIXTURE);
+    const { body, stats } = merge(false, [
+      { name: 'envoy', body: envoy, chunk: 4096 },
+      { name: 'application', body: envoy, chunk: 1000 },
+    ]);
+    expect(body).toBe(`${envoy.toString('utf8')}\n`);
+    expect(stats[1]?.droppedFamilies).toHaveLength(190);
+    expect(stats[1]?.emittedLines).toBe(0);
+    parseExposition(body, false);
+  });
+
+  test('histogram and summary samples follow their family (_bucket, _sum, _count); unrelated names are kept', () => {
+    const first = '# TYPE req_seconds histogram\nreq_seconds_bucket{le="1"} 1\nreq_seconds_bucket{le="+Inf"} 2\nreq_seconds_sum 3\nreq_seconds_count 2\n';
+    const second =
+      '# HELP req_seconds dup\n# TYPE req_seconds histogram\nreq_seconds_bucket{le="+Inf"} 9\nreq_seconds_sum 9\nreq_seconds_count 9\n' +
+      '# TYPE req_seconds_total counter\nreq_seconds_total 4\n' +
+      'stray_sample 1\n';
+    const { body, stats } = merge(false, [
+      { name: 'envoy', body: first },
+      { name: 'application', body: second },
+    ]);
+    expect(body).toBe(`${first}# TYPE req_seconds_total counter\nreq_seconds_total 4\nstray_sample 1\n`);
+    expect(stats[1]?.droppedFamilies).toEqual(['req_seconds']);
+    parseExposition(body, false);
+  });
+
+  test('OpenMetrics counters (_total, _created) collide with a text family of the same samples', () => {
+    const text = '# TYPE rpc_requests_total counter\nrpc_requests_total{service="a"} 1\n';
+    const om = '# HELP rpc_requests Total.\n# TYPE rpc_requests counter\nrpc_requests_total{service="a"} 2\nrpc_requests_created{service="a"} 1.7e+09\n# EOF\n';
+    const { body, stats } = merge(true, [
+      { name: 'envoy', body: text },
+      { name: 'application', body: om },
+    ]);
+    expect(body).toBe(`${text}# EOF\n`);
+    expect(stats[1]?.droppedFamilies).toEqual(['rpc_requests']);
+    parseExposition(body, true);
+  });
+
+  test('samples of a dropped family that come before its # TYPE are dropped by name', () => {
+    const first = '# TYPE x gauge\nx{a="1"} 1\n';
+    const second = 'x{a="1"} 2\n# TYPE y gauge\ny 1\n# TYPE x gauge\nx{a="2"} 3\n';
+    const { body, stats } = merge(false, [
+      { name: 'envoy', body: first },
+      { name: 'application', body: second },
+    ]);
+    expect(body).toBe(`${first}# TYPE y gauge\ny 1\n`);
+    expect(stats[1]?.droppedFamilies).toEqual(['x']);
+  });
+
+  test('# EOF lines are removed anywhere; OpenMetrics gets exactly one at the end', () => {
+    const om = fixture(OPENMETRICS_APP_FIXTURE).toString('utf8');
+    const { body } = merge(true, [
+      { name: 'agent', body: `${AGENT}# EOF\n` },
+      { name: 'envoy', body: '# TYPE e gauge\n# EOF\ne 1\n' },
+      { name: 'application', body: om },
+    ]);
+    expect(body.match(/^# EOF$/gm)).toEqual(['# EOF']);
+    expect(body.endsWith('rpc_requests_created{service="uniform"} 1.7268398130168471e+09\n# EOF\n')).toBe(true);
+    parseExposition(body, true);
+    const text = merge(false, [{ name: 'application', body: om }]).body;
+    expect(text).not.toContain('# EOF');
+  });
+
+  test('OpenMetrics mode removes free-form comments and renames untyped to unknown', () => {
+    const { body } = merge(true, [{ name: 'envoy', body: '# a comment\n# TYPE u untyped\nu 1\n' }]);
+    expect(body).toBe('# TYPE u unknown\nu 1\n# EOF\n');
+    const text = merge(false, [{ name: 'envoy', body: '# a comment\n# TYPE u untyped\nu 1\n' }]).body;
+    expect(text).toBe('# a comment\n# TYPE u untyped\nu 1\n');
+  });
+
+  test('lines that are not exposition lines are dropped and counted', () => {
+    const { body, stats } = merge(false, [{ name: 'envoy', body: 'ok 1\n<html>\nnovalue\n 2\nfine{a="b"} 3\n' }]);
+    expect(body).toBe('ok 1\nfine{a="b"} 3\n');
+    expect(stats[0]?.invalidLines).toBe(3);
+  });
+
+  test('an aborted source keeps its complete lines and drops the partial one', () => {
+    const { body } = merge(false, [{ name: 'envoy', body: 'a 1\nb 2\nc_partial', chunk: 3, abort: true }, { name: 'application', body: 'd 4\n' }]);
+    expect(body).toBe('a 1\nb 2\nd 4\n');
+  });
+
+  test('an over-long line is dropped without buffering it whole', () => {
+    const long = `big{l="${'x'.repeat(5000)}"} 1\n`;
+    const { body, stats } = merge(false, [{ name: 'envoy', body: `a 1\n${long}b 2\n`, chunk: 512 }]);
+    const m = new ExpositionMerger({ openMetrics: false, maxLineBytes: 1024 });
+    m.begin('envoy');
+    const out: Buffer[] = [];
+    const buf = Buffer.from(`a 1\n${long}b 2\n`);
+    for (let i = 0; i < buf.length; i += 512) out.push(...m.write(buf.subarray(i, i + 512)));
+    const end = m.end();
+    out.push(...end.out);
+    expect(Buffer.concat(out).toString()).toBe('a 1\nb 2\n');
+    expect(end.stats.invalidLines).toBe(1);
+    expect(body).toBe(`a 1\n${long}b 2\n`);
+    expect(stats[0]?.invalidLines).toBe(0);
+  });
+
+  test('UTF-8 quoted metric names are recognised', () => {
+    const { body, stats } = merge(false, [
+      { name: 'envoy', body: '# TYPE "my.metric" gauge\n{"my.metric",a="1"} 1\n' },
+      { name: 'application', body: '{"my.metric",a="2"} 2\nother 1\n' },
+    ]);
+    expect(body).toBe('# TYPE "my.metric" gauge\n{"my.metric",a="1"} 1\nother 1\n');
+    expect(stats[1]?.droppedFamilies).toEqual(['my.metric']);
+  });
+});
+
+describe('validateExposition (the application body check)', () => {
+  test('accepts the real captures', () => {
+    for (const f of [ENVOY_FIXTURE, OPENMETRICS_APP_FIXTURE, TEXT_APP_FIXTURE, 'app/openmetrics.1histogram.txt', 'envoy/stats-prometheus.kuma-gauges.txt', 'envoy/stats-prometheus.kuma-response-codes.txt', 'app/openmetrics.python-client.txt']) {
+      expect(validateExposition([fixture(f)])).toBeUndefined();
+    }
+  });
+  test.each([
+    ['HTML', '<html><body>metrics</body></html>\n'],
+    ['JSON', '{"metrics": [1, 2]}\n'],
+    ['no value', 'a_metric{a="b"}\n'],
+    ['bad label', 'a_metric{a=b} 1\n'],
+    ['unterminated quote', 'a_metric{a="b} 1\n'],
+    ['binary', 'a 1\n\u0000\u0001\n'],
+    ['bad descriptor', '# TYPE\n'],
+  ])('rejects %s', (_name, body) => {
+    expect(validateExposition([Buffer.from(body)])).toMatch(/line|NUL/);
+  });
+});
