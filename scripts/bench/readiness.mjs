@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+/**
+ * Readiness probe latency under a slow Envoy admin (issue 4). Run after `npm run build`:
+ *   node scripts/bench/readiness.mjs [--rate 500] [--seconds 5] [--admin-delay-ms 2000]
+ *
+ * Starts the built CLI (standalone, the seed pod's args/env) with the Envoy double as Envoy,
+ * every admin call delayed by --admin-delay-ms, then sends GET /healthz/ready to the agent's
+ * status port at --rate requests per second for --seconds (open loop: a request is sent on
+ * schedule whether or not earlier ones finished; each on its own keep-alive connection pool
+ * of 32 sockets), and prints p50/p99/max latency and the status codes seen. Target: p99 ≤ 5 ms
+ * (the probe must never wait on admin). Also prints the agent's RSS (VmRSS) idle, before load.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = path.join(ROOT, 'bin', 'pilot-agent.js');
+const ENVOY = path.join(ROOT, 'test', 'support', 'bin', 'envoy');
+const dist = (rel) => new URL(`file://${path.join(ROOT, 'dist', rel)}`).href;
+const { SEED_ARGS, SEED_ENV } = await import(dist('test/support/seed.js'));
+const { freePorts } = await import(dist('test/support/ports.js'));
+
+const arg = (name, def) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+};
+const rate = arg('rate', 500);
+const seconds = arg('seconds', 5);
+const adminDelay = arg('admin-delay-ms', 2000);
+
+const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-bench-ready-'));
+const [admin, status, envoyStatus, prometheus] = await freePorts(4);
+const env = {
+  PATH: process.env.PATH ?? '/usr/bin:/bin',
+  HOME: process.env.HOME ?? '/root',
+  ...SEED_ENV,
+  INSTANCE_IP: '127.0.0.1',
+  PROXY_CONFIG: JSON.stringify({ binaryPath: ENVOY, proxyAdminPort: admin, statusPort: status, proxyMetadata: { DNS_AGENT: '' }, terminationDrainDuration: '0.1s' }),
+  ENVOY_STATUS_PORT: String(envoyStatus),
+  ENVOY_PROMETHEUS_PORT: String(prometheus),
+  ENVOY_DOUBLE_ADMIN_DELAY_MS: String(adminDelay),
+};
+const child = spawn(process.execPath, [CLI, 'proxy', ...SEED_ARGS, '--standalone'], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+let err = '';
+child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+const exited = new Promise((r) => child.once('exit', r));
+
+const agentPool = new http.Agent({ keepAlive: true, maxSockets: 32 });
+function get() {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const req = http.get({ host: '127.0.0.1', port: status, path: '/healthz/ready', agent: agentPool }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ ms: performance.now() - t0, status: res.statusCode }));
+    });
+    req.on('error', () => resolve({ ms: performance.now() - t0, status: 0 }));
+  });
+}
+
+try {
+  // Wait until the status server answers and Envoy (the double) is running.
+  for (let i = 0; i < 200; i++) {
+    const r = await get();
+    if (r.status !== 0 && /Envoy started/.test(err)) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const rss = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
+  const total = rate * seconds;
+  const results = [];
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    results.push(get());
+  }
+  const done = await Promise.all(results);
+  const ms = done.map((d) => d.ms).sort((a, b) => a - b);
+  const pct = (p) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))].toFixed(2);
+  const codes = {};
+  for (const d of done) codes[d.status] = (codes[d.status] ?? 0) + 1;
+  const reason = await new Promise((resolve) =>
+    http.get({ host: '127.0.0.1', port: status, path: '/healthz/ready', agent: agentPool }, (res) => {
+      let b = '';
+      res.setEncoding('utf8').on('data', (c) => (b += c)).on('end', () => resolve(b.trim()));
+    }),
+  );
+  console.log(`admin delay ${adminDelay} ms; ${total} probes at ${rate}/s over ${seconds}s`);
+  console.log(`/healthz/ready latency: p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${ms[ms.length - 1].toFixed(2)} ms (target p99 <= 5 ms)`);
+  console.log(`status codes: ${JSON.stringify(codes)}; last reason: ${reason}`);
+  console.log(`agent RSS idle (before load): ${(Number(rss) / 1024).toFixed(1)} MiB (Go pilot-agent in the seed: 47.8 MiB)`);
+} finally {
+  agentPool.destroy();
+  child.kill('SIGTERM');
+  await exited;
+  fs.rmSync(cwd, { recursive: true, force: true });
+}
