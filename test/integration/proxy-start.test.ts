@@ -4,18 +4,11 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ENVOY_DOUBLE, processAlive, startAgent, type AgentProcess } from '../support/agent-process.js';
+import { ENVOY_DOUBLE, processAlive, disposeTrackedAgents, startTrackedAgent, type AgentProcess } from '../support/agent-process.js';
 import { SEED_ARGS } from '../support/seed.js';
 
-const agents: AgentProcess[] = [];
-afterEach(async () => {
-  await Promise.all(agents.splice(0).map((a) => a.dispose()));
-});
-async function start(...args: Parameters<typeof startAgent>): Promise<AgentProcess> {
-  const a = await startAgent(...args);
-  agents.push(a);
-  return a;
-}
+afterEach(disposeTrackedAgents);
+const start = startTrackedAgent;
 
 describe('proxy sidecar with the seed pod', () => {
   test('writes the bootstrap, starts Envoy with the exact argv, stops both on SIGTERM', async () => {

@@ -5,17 +5,10 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startAgent, type AgentProcess } from '../support/agent-process.js';
+import { disposeTrackedAgents, startTrackedAgent, type AgentProcess } from '../support/agent-process.js';
 
-const agents: AgentProcess[] = [];
-afterEach(async () => {
-  await Promise.all(agents.splice(0).map((a) => a.dispose()));
-});
-async function start(...args: Parameters<typeof startAgent>): Promise<AgentProcess> {
-  const a = await startAgent(...args);
-  agents.push(a);
-  return a;
-}
+afterEach(disposeTrackedAgents);
+const start = startTrackedAgent;
 
 async function probe(port: number): Promise<{ status: number; body: string } | undefined> {
   try {

@@ -2,18 +2,11 @@
  * Envoy supervision (SPEC §5.1–§5.2) against the double as a real child process.
  */
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { processAlive, startAgent, type AgentProcess } from '../support/agent-process.js';
+import { processAlive, disposeTrackedAgents, startTrackedAgent, type AgentProcess } from '../support/agent-process.js';
 import { openFds, processesWithCwd, rssKb, zombieChildren } from '../support/proc.js';
 
-const agents: AgentProcess[] = [];
-afterEach(async () => {
-  await Promise.all(agents.splice(0).map((a) => a.dispose()));
-});
-async function start(...args: Parameters<typeof startAgent>): Promise<AgentProcess> {
-  const a = await startAgent(...args);
-  agents.push(a);
-  return a;
-}
+afterEach(disposeTrackedAgents);
+const start = startTrackedAgent;
 
 const delays = (a: AgentProcess) => [...a.stderr.matchAll(/restarting Envoy in (\d+)ms/g)].map((m) => Number(m[1]));
 

@@ -204,3 +204,16 @@ export async function startAgent(options: StartAgentOptions = {}): Promise<Agent
   const child = spawn(process.execPath, [CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   return new AgentProcess(child, cwd, ports, recordFile, stateFile);
 }
+
+const tracked: AgentProcess[] = [];
+
+/** `startAgent`, remembering the agent so `disposeTrackedAgents` (an afterEach) cleans it up. */
+export async function startTrackedAgent(options: StartAgentOptions = {}): Promise<AgentProcess> {
+  const a = await startAgent(options);
+  tracked.push(a);
+  return a;
+}
+
+export async function disposeTrackedAgents(): Promise<void> {
+  await Promise.all(tracked.splice(0).map((a) => a.dispose()));
+}
