@@ -14,7 +14,7 @@ import { EnvoySupervisor } from './supervisor/supervisor.js';
 import { hotRestartBaseId } from './supervisor/hot-restart.js';
 import { ReadinessTracker } from './status/ready.js';
 import { formatGoDuration } from './config/duration.js';
-import { startAgentXds, nodeFromIdentity, type AgentXds } from './xds/agent-xds.js';
+import type { AgentXds } from './xds/agent-xds.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/registry.js';
 import { createAgentRuntimeMetrics } from './metrics/agent.js';
 import { StatusServer } from './status/server.js';
@@ -78,6 +78,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   let xds: AgentXds | undefined;
   if (!config.standalone) {
     try {
+      // Loaded on demand: grpc-js and protobufjs cost start-up time that standalone mode should not pay.
+      const { startAgentXds, nodeFromIdentity } = await import('./xds/agent-xds.js');
       xds = await startAgentXds({
         config,
         identity,

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parseJsonOrYaml } from '../config/json-or-yaml.js';
 import type { AgentConfig } from '../config/load.js';
 import { AgentError, ConfigError } from '../errors.js';
 import { builtinTemplatePath } from '../paths.js';
@@ -82,7 +82,7 @@ export function readBootstrapOverride(config: AgentConfig): { json?: string; err
   const hostIp = config.pod.hostIp.includes(':') ? `[${config.pod.hostIp}]` : config.pod.hostIp;
   text = text.split('$(HOST_IP)').join(hostIp);
   try {
-    const doc: unknown = parseYaml(text);
+    const doc: unknown = parseJsonOrYaml(text);
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
       return { error: `ISTIO_BOOTSTRAP_OVERRIDE: ${abs}: expected a YAML/JSON object` };
     }

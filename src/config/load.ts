@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
+import { parseJsonOrYaml } from './json-or-yaml.js';
 import { AgentError, ConfigError } from '../errors.js';
 import { parseGoDuration } from './duration.js';
 import { parseFlags, parseGoBool } from './flags.js';
@@ -152,7 +152,7 @@ export function buildConfig(inputs: ConfigInputs): ConfigResult {
     const source = `mesh config ${inputs.meshConfigPath}`;
     let mesh: unknown;
     try {
-      mesh = parseYaml(inputs.meshConfigText);
+      mesh = parseJsonOrYaml(inputs.meshConfigText);
     } catch (err) {
       throw new ConfigError(`${source}: not valid YAML: ${(err as Error).message.split('\n')[0]}`, { cause: err });
     }

@@ -3,7 +3,7 @@
  * a lenient layer parser (YAML or JSON, camelCase or snake_case, Go durations,
  * quoted integers, enums by name or number) and layer merging (SPEC §2). PURE.
  */
-import { parse as parseYaml } from 'yaml';
+import { parseJsonOrYaml } from './json-or-yaml.js';
 import { ConfigError } from '../errors.js';
 import { formatProtoDuration, parseGoDuration } from './duration.js';
 
@@ -159,7 +159,7 @@ export function snakeToCamel(s: string): string {
 export function parseProxyConfigText(text: string, source: string): LayerResult {
   let doc: unknown;
   try {
-    doc = parseYaml(text, { schema: 'core', uniqueKeys: false });
+    doc = parseJsonOrYaml(text, { schema: 'core', uniqueKeys: false });
   } catch (err) {
     throw new ConfigError(`${source}: not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }

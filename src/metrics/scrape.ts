@@ -16,7 +16,8 @@
  *   once the application's headers are in (or it failed), before any body byte;
  * - aborting `signal` (the scraper went away) cancels every outbound request.
  */
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from '../undici-lazy.js'; // undici loads on the first scrape, not at start-up
 import type { Logger } from '../log.js';
 import { describeError } from '../errors.js';
 import { isOpenMetrics, responseContentType, rewriteAccept } from './accept.js';
@@ -194,7 +195,7 @@ export class MergedMetrics {
           fail('envoy', err);
         }
         if (body) {
-          merger.begin('envoy');
+          merger.begin('envoy', { verbatim: true });
           let stats: SourceStats;
           try {
             for await (const chunk of body) {

@@ -18,7 +18,10 @@ import { sendText } from './respond.js';
 import { ProbeNetwork } from './app-probe-net.js';
 import { probeHttpGet } from './app-probe-http.js';
 import { probeTcp } from './app-probe-tcp.js';
-import { probeGrpc } from './app-probe-grpc.js';
+
+/** grpc-js and protobufjs load on the first gRPC probe: pods without one never pay for them. */
+let grpcProber: Promise<typeof import('./app-probe-grpc.js')> | undefined;
+const loadGrpcProber = () => (grpcProber ??= import('./app-probe-grpc.js'));
 
 export const APP_PROBERS_ENV = 'ISTIO_KUBE_APP_PROBERS';
 export const APP_PROBER_PATTERN = /^\/(app-health|app-lifecycle)\/[^/]+\/(livez|readyz|startupz|prestopz|poststartz)$/;
@@ -206,6 +209,7 @@ export class AppProbers {
       }
       case 'grpc': {
         const userAgent = req.headers['user-agent'];
+        const { probeGrpc } = await loadGrpcProber();
         const error = await probeGrpc({ destination: dest, prober, ...(userAgent ? { userAgent } : {}), net: this.net });
         if (error) log.warn(`grpc probe ${path} failed: ${error}`);
         sendText(req, res, error ? 500 : 200, '');

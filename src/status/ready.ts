@@ -23,7 +23,15 @@ export interface ReadinessOptions {
   /** Standalone mode skips the CDS/LDS step. */
   standalone: boolean;
   log: Logger;
+  /** The poll interval once the fast window has passed (default 100 ms). */
   pollIntervalMs?: number;
+  /**
+   * For the first `fastPollWindowMs` (default 1 s) of each Envoy process the loop polls every
+   * `fastPollIntervalMs` (default 20 ms, never above `pollIntervalMs`), so a quick Envoy is
+   * seen ready quickly. Polls stay sequential either way: never more than one request in flight.
+   */
+  fastPollIntervalMs?: number;
+  fastPollWindowMs?: number;
   adminTimeoutMs?: number;
   /** Called once, on the first success of the agent's lifetime. */
   onFirstReady?: () => void;
@@ -61,10 +69,14 @@ export class ReadinessTracker {
   private terminated = false;
   private everReady = false;
   private readonly interval: number;
+  private readonly fastInterval: number;
+  private readonly fastWindow: number;
   private readonly timeout: number;
 
   constructor(private readonly options: ReadinessOptions) {
     this.interval = options.pollIntervalMs ?? 100;
+    this.fastInterval = Math.min(options.fastPollIntervalMs ?? 20, this.interval);
+    this.fastWindow = options.fastPollWindowMs ?? 1000;
     this.timeout = options.adminTimeoutMs ?? 1000;
   }
 
@@ -131,6 +143,7 @@ export class ReadinessTracker {
   }
 
   private async poll(gen: number, signal: AbortSignal): Promise<void> {
+    const fastUntil = performance.now() + this.fastWindow;
     while (!signal.aborted && gen === this.generation) {
       const result = await this.checkOnce(signal);
       if (signal.aborted || gen !== this.generation) return;
@@ -143,7 +156,7 @@ export class ReadinessTracker {
         }
         return;
       }
-      await sleep(this.interval, signal);
+      await sleep(performance.now() < fastUntil ? this.fastInterval : this.interval, signal);
     }
   }
 

@@ -11,6 +11,8 @@ interface Source {
   chunk?: number;
   /** End with abort() instead of end(). */
   abort?: boolean;
+  /** Begin the source in verbatim mode. */
+  verbatim?: boolean;
 }
 
 function merge(openMetrics: boolean, sources: Source[]): { body: string; stats: SourceStats[] } {
@@ -19,7 +21,7 @@ function merge(openMetrics: boolean, sources: Source[]): { body: string; stats: 
   const stats: SourceStats[] = [];
   for (const s of sources) {
     const body = Buffer.isBuffer(s.body) ? s.body : Buffer.from(s.body);
-    m.begin(s.name);
+    m.begin(s.name, { verbatim: s.verbatim === true });
     const size = s.chunk ?? Math.max(1, body.length);
     for (let i = 0; i < body.length; i += size) out.push(...m.write(body.subarray(i, i + size)));
     if (s.abort) stats.push(m.abort());
@@ -183,5 +185,54 @@ describe('validateExposition (the application body check)', () => {
     ['bad descriptor', '# TYPE\n'],
   ])('rejects %s', (_name, body) => {
     expect(validateExposition([Buffer.from(body)])).toMatch(/line|NUL/);
+  });
+});
+
+describe('ExpositionMerger verbatim mode (Envoy\'s body)', () => {
+  const envoy = fixture(ENVOY_FIXTURE);
+  // The fixture's own names reused by the agent and the app: the careful and verbatim paths must agree.
+  const clashingAgent = `${AGENT}# TYPE envoy_cluster_upstream_cx_total counter\nenvoy_cluster_upstream_cx_total 1\n`;
+  const app = '# TYPE envoy_server_live gauge\nenvoy_server_live 1\n# TYPE app_only gauge\napp_only 2\n';
+
+  test.each([
+    ['no collisions', AGENT],
+    ['a family the agent already emitted', clashingAgent],
+  ])('emits exactly what the line-by-line path emits, whatever the chunking: %s', (_name, agent) => {
+    const careful = merge(false, [
+      { name: 'agent', body: agent },
+      { name: 'envoy', body: envoy },
+      { name: 'app', body: app },
+    ]);
+    for (const chunk of [1, 7, 100, 4096, envoy.length]) {
+      const fast = merge(false, [
+        { name: 'agent', body: agent },
+        { name: 'envoy', body: envoy, chunk, verbatim: true },
+        { name: 'app', body: app },
+      ]);
+      expect(fast.body).toBe(careful.body);
+      expect(fast.stats.map((s) => s.droppedFamilies)).toEqual(careful.stats.map((s) => s.droppedFamilies));
+    }
+    expect(validateExposition([Buffer.from(careful.body)])).toBeUndefined();
+  });
+
+  test('a collision drops the family and its far-away samples; the app is deduplicated against Envoy', () => {
+    const { body, stats } = merge(false, [
+      { name: 'agent', body: clashingAgent },
+      { name: 'envoy', body: envoy, chunk: 4096, verbatim: true },
+      { name: 'app', body: app },
+    ]);
+    expect(stats[1]?.droppedFamilies).toEqual(['envoy_cluster_upstream_cx_total']);
+    expect(body.match(/^envoy_cluster_upstream_cx_total[ {]/gm)).toEqual(['envoy_cluster_upstream_cx_total ']);
+    expect(stats[2]?.droppedFamilies).toEqual(['envoy_server_live']);
+    expect(body).toContain('app_only 2\n');
+  });
+
+  test('empty lines and # EOF are still removed, a colliding untyped sample still dropped', () => {
+    const body = 'a_total 1\n\nb 2\n# EOF\nistio_agent_scrapes_total 9\nc 3';
+    const { body: out } = merge(false, [
+      { name: 'agent', body: AGENT },
+      { name: 'envoy', body, chunk: 3, verbatim: true },
+    ]);
+    expect(out).toBe(`${AGENT}a_total 1\nb 2\nc 3\n`);
   });
 });
