@@ -15,36 +15,17 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(ROOT, 'bin', 'pilot-agent.js');
-const ENVOY = path.join(ROOT, 'test', 'support', 'bin', 'envoy');
-const dist = (rel) => new URL(`file://${path.join(ROOT, 'dist', rel)}`).href;
-const { SEED_ARGS, SEED_ENV } = await import(dist('test/support/seed.js'));
-const { freePorts } = await import(dist('test/support/ports.js'));
-
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
+import { AGENT_ARGV, agentEnv, arg } from './agent.mjs';
 const rate = arg('rate', 500);
 const seconds = arg('seconds', 5);
 const adminDelay = arg('admin-delay-ms', 2000);
 
 const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-bench-ready-'));
-const [admin, status, envoyStatus, prometheus] = await freePorts(4);
-const env = {
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: process.env.HOME ?? '/root',
-  ...SEED_ENV,
-  INSTANCE_IP: '127.0.0.1',
-  PROXY_CONFIG: JSON.stringify({ binaryPath: ENVOY, proxyAdminPort: admin, statusPort: status, proxyMetadata: { DNS_AGENT: '' }, terminationDrainDuration: '0.1s' }),
-  ENVOY_STATUS_PORT: String(envoyStatus),
-  ENVOY_PROMETHEUS_PORT: String(prometheus),
-  ENVOY_DOUBLE_ADMIN_DELAY_MS: String(adminDelay),
-};
-const child = spawn(process.execPath, [CLI, 'proxy', ...SEED_ARGS, '--standalone'], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+const {
+  env,
+  ports: { status },
+} = await agentEnv({ ENVOY_DOUBLE_ADMIN_DELAY_MS: String(adminDelay) });
+const child = spawn(process.execPath, AGENT_ARGV, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
 let err = '';
 child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
 const exited = new Promise((r) => child.once('exit', r));

@@ -21,19 +21,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(ROOT, 'bin', 'pilot-agent.js');
-const ENVOY = path.join(ROOT, 'test', 'support', 'bin', 'envoy');
-const dist = (rel) => new URL(`file://${path.join(ROOT, 'dist', rel)}`).href;
-const { SEED_ARGS, SEED_ENV } = await import(dist('test/support/seed.js'));
-const { freePorts } = await import(dist('test/support/ports.js'));
-
-function arg(name, def) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
+import { AGENT_ARGV, agentEnv, arg } from './agent.mjs';
 
 const nowMs = () => performance.timeOrigin + performance.now();
 
@@ -66,22 +54,14 @@ function waitLine(agent, re, from = 0, timeoutMs = 10_000) {
 
 async function oneRun() {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-bench-'));
-  const [admin, status, envoyStatus, prometheus] = await freePorts(4);
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: process.env.HOME ?? '/root',
-    ...SEED_ENV,
-    INSTANCE_IP: '127.0.0.1',
-    PROXY_CONFIG: JSON.stringify({ binaryPath: ENVOY, proxyAdminPort: admin, statusPort: status, proxyMetadata: { DNS_AGENT: '' }, terminationDrainDuration: '0.1s' }),
-    ENVOY_STATUS_PORT: String(envoyStatus),
-    ENVOY_PROMETHEUS_PORT: String(prometheus),
+  const { env } = await agentEnv({
     ENVOY_RESTART_BACKOFF_INITIAL: '1ms',
     ENVOY_RESTART_BACKOFF_MAX: '1ms',
     ENVOY_RESTART_BUDGET: '100',
     ENVOY_DOUBLE_RECORD: path.join(cwd, 'record.jsonl'),
-  };
+  });
   const exec = nowMs();
-  const child = spawn(process.execPath, [CLI, 'proxy', ...SEED_ARGS, '--standalone'], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, AGENT_ARGV, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
   const agent = { err: '', listeners: new Set() };
   child.stderr.setEncoding('utf8').on('data', (d) => {
     agent.err += d;
