@@ -8,27 +8,21 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {
+  disposeTrackedDoubles,
+  startTrackedDouble,
   canConnect,
   goldenBootstrap,
   httpListener,
   minimalBootstrap,
   REPO,
   request,
-  startDouble,
   waitUntil,
   type DoubleProcess,
 } from '../support/envoy-double-harness.js';
 import { freePort } from '../support/ports.js';
 
-const doubles: DoubleProcess[] = [];
-afterEach(async () => {
-  await Promise.all(doubles.splice(0).map((d) => d.dispose()));
-});
-function start(...a: Parameters<typeof startDouble>): DoubleProcess {
-  const d = startDouble(...a);
-  doubles.push(d);
-  return d;
-}
+afterEach(disposeTrackedDoubles);
+const start = startTrackedDouble;
 
 describe('/stats', () => {
   test('usedonly and filter: raw and percent-encoded queries agree; the regex is a search; output sorted', async () => {

@@ -4,17 +4,14 @@
  * errors (exit 1 with Envoy's `error initializing configuration` line).
  */
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { minimalBootstrap, startDouble, type DoubleProcess } from '../support/envoy-double-harness.js';
+import {
+  disposeTrackedDoubles,
+  startTrackedDouble,
+  minimalBootstrap,
+} from '../support/envoy-double-harness.js';
 
-const doubles: DoubleProcess[] = [];
-afterEach(async () => {
-  await Promise.all(doubles.splice(0).map((d) => d.dispose()));
-});
-function start(...a: Parameters<typeof startDouble>): DoubleProcess {
-  const d = startDouble(...a);
-  doubles.push(d);
-  return d;
-}
+afterEach(disposeTrackedDoubles);
+const start = startTrackedDouble;
 
 /** The argv pilot-agent passes (SPEC §5), with the seed's options. */
 const ISTIO_ARGS = [

@@ -4,17 +4,13 @@
  * code, and a double that ignores SIGTERM (so the agent's SIGKILL escalation can be tested).
  */
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { startDouble, type DoubleProcess } from '../support/envoy-double-harness.js';
+import {
+  disposeTrackedDoubles,
+  startTrackedDouble,
+} from '../support/envoy-double-harness.js';
 
-const doubles: DoubleProcess[] = [];
-afterEach(async () => {
-  await Promise.all(doubles.splice(0).map((d) => d.dispose()));
-});
-function start(...a: Parameters<typeof startDouble>): DoubleProcess {
-  const d = startDouble(...a);
-  doubles.push(d);
-  return d;
-}
+afterEach(disposeTrackedDoubles);
+const start = startTrackedDouble;
 
 describe('crash faults', () => {
   test('crash after N ms with an exit code, printing the configured stderr lines first', async () => {

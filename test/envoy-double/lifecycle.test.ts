@@ -11,27 +11,20 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import {
+  disposeTrackedDoubles,
+  startTrackedDouble,
   alive,
   ENVOY_DOUBLE_BIN,
   goldenBootstrap,
   minimalBootstrap,
   parseStats,
   request,
-  startDouble,
   waitUntil,
-  type DoubleProcess,
 } from '../support/envoy-double-harness.js';
 import { freePort } from '../support/ports.js';
 
-const doubles: DoubleProcess[] = [];
-afterEach(async () => {
-  await Promise.all(doubles.splice(0).map((d) => d.dispose()));
-});
-function start(...a: Parameters<typeof startDouble>): DoubleProcess {
-  const d = startDouble(...a);
-  doubles.push(d);
-  return d;
-}
+afterEach(disposeTrackedDoubles);
+const start = startTrackedDouble;
 
 const READINESS_CONFIG = '/stats?usedonly&filter=^(cluster_manager\\.cds|listener_manager\\.lds)\\.(update_success|update_rejected)$';
 const READINESS_LIVE = '/stats?usedonly&filter=^(server\\.state|listener_manager\\.workers_started)';

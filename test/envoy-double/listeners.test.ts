@@ -8,30 +8,25 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import {
+  disposeTrackedDoubles,
+  startTrackedDouble,
   goldenBootstrap,
   httpListener,
   minimalBootstrap,
   parseStats,
   request,
-  startDouble,
   staticCluster,
   tempDir,
   waitUntil,
-  type DoubleProcess,
 } from '../support/envoy-double-harness.js';
 import { freePort } from '../support/ports.js';
 
-const doubles: DoubleProcess[] = [];
 const servers: http.Server[] = [];
 afterEach(async () => {
-  await Promise.all(doubles.splice(0).map((d) => d.dispose()));
+  await disposeTrackedDoubles();
   await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
 });
-function start(...a: Parameters<typeof startDouble>): DoubleProcess {
-  const d = startDouble(...a);
-  doubles.push(d);
-  return d;
-}
+const start = startTrackedDouble;
 
 interface Seen {
   url: string;

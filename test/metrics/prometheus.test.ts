@@ -5,7 +5,7 @@
  * Skips with a printed reason when the binaries are missing.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,14 +23,8 @@ import {
 } from '../support/metrics-servers.js';
 import { startStatus, type StatusHarness } from '../support/status-harness.js';
 import { freePort } from '../support/ports.js';
+import { which } from '../support/proc.js';
 
-function which(bin: string): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const PROMETHEUS = which('prometheus');
 const PROMTOOL = which('promtool');

@@ -8,7 +8,7 @@
  * Kubernetes discovery, and the test must not reach a cluster).
  */
 import { describe, expect, test } from '@jest/globals';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -19,6 +19,7 @@ import { AGENT_VERSION } from '../../src/version.js';
 import { freePort } from '../support/ports.js';
 import { SEED_ARGS, SEED_ENV } from '../support/seed.js';
 import { container, expandedArgs, loadDeployment, PROMETHEUS_FILE, REPO, resolvedEnv, type Json } from './pod.js';
+import { which } from '../support/proc.js';
 
 const IMAGE = `ghcr.io/your-org/pilot-agent-ts:${AGENT_VERSION}`;
 
@@ -58,13 +59,6 @@ describe('config/k8s/deployment.yaml', () => {
 
 /* ------------------------------------------------------------------------------------------- */
 
-function which(bin: string): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 const PROMETHEUS = which('prometheus');
 const PROMTOOL = which('promtool');
 if (!PROMETHEUS) console.log('SKIP relabelling check with a real Prometheus: no `prometheus` binary (apt-get install -y prometheus)');

@@ -344,3 +344,16 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+const trackedDoubles: DoubleProcess[] = [];
+
+/** `startDouble`, remembering the process so `disposeTrackedDoubles` (an afterEach) cleans it up. */
+export function startTrackedDouble(o: StartOptions = {}): DoubleProcess {
+  const d = startDouble(o);
+  trackedDoubles.push(d);
+  return d;
+}
+
+export async function disposeTrackedDoubles(): Promise<void> {
+  await Promise.all(trackedDoubles.splice(0).map((d) => d.dispose()));
+}

@@ -1,4 +1,5 @@
 /** /proc inspection for leak tests (Linux). */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
 export function childPids(pid: number): number[] {
@@ -52,4 +53,10 @@ export function processesWithCwd(dir: string): number[] {
     }
   }
   return out;
+}
+
+/** The absolute path of an executable on PATH, or undefined (for tests that skip without it). */
+export function which(bin: string): string | undefined {
+  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() || undefined : undefined;
 }
