@@ -19,11 +19,12 @@
  *
  * Verbatim mode (`begin(source, { verbatim: true })`, used for Envoy's large body): sample
  * lines are passed through as slices of the chunk without being parsed while no family of the
- * source has been dropped. Only comments (every `# TYPE`/`# HELP` is still checked against the
- * earlier sources and recorded), empty and indented lines, `{`-named samples, samples whose
- * name starts like a name an earlier source claimed (first 8 bytes), and the first line of
- * each chunk go through the line-by-line path, so collisions are decided exactly as there;
- * once a family is dropped, every following line does (its samples may sit anywhere).
+ * source has been dropped. Only lines that do not start with a name character (comments:
+ * every `# TYPE`/`# HELP` is still checked against the earlier sources and recorded; empty and
+ * indented lines, `{`-named samples, garbage) and samples whose name starts like a name an
+ * earlier source claimed (first 8 bytes) go through the line-by-line path, so collisions are
+ * decided exactly as there; once a family is dropped, every following line does (its samples
+ * may sit anywhere). Finding them is one pass over the lines' first bytes.
  * Trade-offs, by design: a sample line of a verbatim run is not validated and not counted in
  * `emittedLines`; and instead of the sample names it emitted, a typed family claims its name
  * plus every sample name its type allows (a sample with no `# TYPE` in a verbatim run is not
@@ -63,15 +64,36 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const NEWLINE = Buffer.from('\n');
 const EOF_LINE = Buffer.from('# EOF\n');
-/**
- * Verbatim mode: a line after one of these (`\n` + its first byte) needs the careful path: a
- * comment (descriptors, `# EOF`), an empty line, an indented one, or a `{"quoted.name"}` sample. Each is found with a
- * native `Buffer.indexOf`, about 0.1 ms per MB each.
- */
-const VERBATIM_MARKS = ['\n#', '\n\n', '\n\r', '\n ', '\n\t', '\n{'].map((m) => Buffer.from(m, 'latin1'));
 
 /** Family type recorded for a name; `null` = a family seen only through HELP/UNIT so far. */
 type FamilyEntry = FamilyType | null;
+
+/** What a finished source emitted, claimed for the sources after it. */
+interface Claims {
+  families: Map<string, FamilyEntry>;
+  samples: Set<string>;
+  dropped: Set<string>;
+  verbatim: boolean;
+  /**
+   * Families checked against earlier sources with every suffix (those with a HELP or UNIT
+   * line, or a TYPE line of an unknown type); the others were checked with their type's.
+   */
+  wide: Set<string>;
+}
+
+/**
+ * A source merged ahead of its turn, on its own (see `PreparedSourceBuilder`): its output as
+ * if no source came before it, its stats and its claims. `ExpositionMerger.adopt` emits it
+ * as is when none of its names collides with an earlier source's.
+ */
+export interface PreparedSource {
+  readonly source: string;
+  readonly out: Buffer[];
+  readonly stats: SourceStats;
+  readonly claims: Claims;
+}
+
+const ALL_SUFFIXES_MASK = (1 << ALL_SUFFIXES.length) - 1;
 
 export class ExpositionMerger {
   private readonly openMetrics: boolean;
@@ -82,10 +104,10 @@ export class ExpositionMerger {
   private readonly earlierSamples = new Set<string>();
   /** For each earlier name `<base><suffix>`: base → bitmask of the suffixes seen (see SUFFIX_BITS). */
   private readonly earlierBases = new Map<string, number>();
-  private pendingClaims: { families: Map<string, FamilyEntry>; samples: Set<string>; dropped: Set<string>; verbatim: boolean } | undefined;
-  /** The current source is in verbatim mode; the marks of its lines that need the careful path. */
+  private pendingClaims: Claims | undefined;
+  /** The current source is in verbatim mode; the claimed-name prefixes by first byte (see verbatimPrefixes). */
   private verbatim = false;
-  private marks: Buffer[] = [];
+  private prefixes: (string[] | undefined)[] = [];
   /** The last sample name seen and its decision: consecutive samples mostly share a name. */
   private lastName = '';
   private lastKeep = true;
@@ -94,6 +116,7 @@ export class ExpositionMerger {
   private families = new Map<string, FamilyEntry>();
   private samples = new Set<string>();
   private dropped = new Set<string>();
+  private wide = new Set<string>();
   private decisions = new Map<string, boolean>();
   private stats: SourceStats | undefined;
   private tail: Buffer | undefined;
@@ -110,10 +133,11 @@ export class ExpositionMerger {
     this.foldClaims();
     this.source = source;
     this.verbatim = options.verbatim === true;
-    this.marks = this.verbatim ? this.verbatimMarks() : [];
+    this.prefixes = this.verbatim ? this.verbatimPrefixes() : [];
     this.families = new Map();
     this.samples = new Set();
     this.dropped = new Set();
+    this.wide = new Set();
     this.decisions = new Map();
     this.stats = { source, droppedFamilies: [], invalidLines: 0, emittedLines: 0 };
     this.tail = undefined;
@@ -183,18 +207,65 @@ export class ExpositionMerger {
   private close(): SourceStats {
     const stats = this.stats as SourceStats;
     stats.droppedFamilies = [...this.dropped];
-    this.pendingClaims = { families: this.families, samples: this.samples, dropped: this.dropped, verbatim: this.verbatim };
+    this.pendingClaims = { families: this.families, samples: this.samples, dropped: this.dropped, verbatim: this.verbatim, wide: this.wide };
     this.source = undefined;
     this.verbatim = false;
-    this.marks = [];
+    this.prefixes = [];
     this.tail = undefined;
     this.skippingLongLine = false;
     this.families = new Map();
     this.samples = new Set();
     this.dropped = new Set();
+    this.wide = new Set();
     this.decisions = new Map();
     this.lastName = '';
     return stats;
+  }
+
+  /**
+   * Takes a source prepared on its own as the next source: returns its output and stats when
+   * none of its family or sample names collides with an earlier source's (then the
+   * line-by-line path would have emitted exactly that output), else undefined and nothing
+   * changes (feed the source's body through `begin`/`write`/`end` instead). The check walks
+   * the earlier sources' names, not the prepared source's: its cost does not grow with the
+   * prepared body.
+   */
+  adopt(prepared: PreparedSource): { out: Buffer[]; stats: SourceStats } | undefined {
+    if (this.source !== undefined) throw new Error(`merger: source ${this.source} not ended`);
+    if (prepared.claims.dropped.size > 0) throw new Error('merger: a prepared source has no earlier sources to lose to');
+    this.foldClaims();
+    if (this.collidesWithEarlier(prepared.claims)) return undefined;
+    this.pendingClaims = prepared.claims;
+    return { out: prepared.out, stats: prepared.stats };
+  }
+
+  /** The claims of the source just ended (for `PreparedSourceBuilder`). */
+  takePendingClaims(): Claims {
+    const claims = this.pendingClaims;
+    if (!claims) throw new Error('merger: no ended source');
+    this.pendingClaims = undefined;
+    return claims;
+  }
+
+  /**
+   * Would the line-by-line path drop anything from a source with these claims? The same
+   * predicates as `conflictsWithEarlierFamily` (per family) and `earlierOwnerOf` (per
+   * sample), enumerated from the earlier names' side.
+   */
+  private collidesWithEarlier(later: Claims): boolean {
+    const { families, samples, wide } = later;
+    for (const [name, type] of this.earlierFamilies) {
+      if (families.has(name) || samples.has(name)) return true;
+      for (const sfx of type === null ? ALL_SUFFIXES : suffixesFor(type)) if (samples.has(name + sfx)) return true;
+    }
+    for (const name of this.earlierSamples) if (families.has(name) || samples.has(name)) return true;
+    for (const [base, bits] of this.earlierBases) {
+      const type = families.get(base);
+      if (type === undefined) continue;
+      const mask = wide.has(base) || type === null ? ALL_SUFFIXES_MASK : suffixMask(type);
+      if ((bits & mask) !== 0) return true;
+    }
+    return false;
   }
 
   private foldClaims(): void {
@@ -234,11 +305,12 @@ export class ExpositionMerger {
   }
 
   /**
-   * VERBATIM_MARKS plus `\n` + the first bytes (at most 8) of every name an earlier source
-   * claimed: a sample colliding with one starts with one of them (it matters for a sample that
-   * precedes its dropped family's `# TYPE`, which the real istio-proxy capture has).
+   * Verbatim mode: for each first byte, the prefixes (first bytes, at most 8) of the names an
+   * earlier source claimed that start with it. A sample colliding with an earlier name starts
+   * with one of them (it matters for a sample that precedes its dropped family's `# TYPE`,
+   * which the real istio-proxy capture has).
    */
-  private verbatimMarks(): Buffer[] {
+  private verbatimPrefixes(): (string[] | undefined)[] {
     const prefixes = new Set<string>();
     const add = (name: string) => {
       const bytes = Buffer.from(name, 'utf8');
@@ -246,48 +318,54 @@ export class ExpositionMerger {
     };
     for (const name of this.earlierFamilies.keys()) add(name);
     for (const name of this.earlierSamples) add(name);
+    const byFirst: (string[] | undefined)[] = [];
     // A prefix that starts with another prefix is covered by it.
-    const kept: string[] = [];
-    for (const p of [...prefixes].sort((a, b) => a.length - b.length)) if (!kept.some((k) => p.startsWith(k))) kept.push(p);
-    return [...VERBATIM_MARKS, ...kept.map((p) => Buffer.from(`\n${p}`, 'latin1'))];
+    for (const p of [...prefixes].sort((a, b) => a.length - b.length)) {
+      const c = p.charCodeAt(0);
+      const list = (byFirst[c] ??= []);
+      if (!list.some((k) => p.startsWith(k))) list.push(p);
+    }
+    return byFirst;
   }
 
   /**
-   * Verbatim mode over complete lines buf[from, to): the first line and every marked line
-   * (see VERBATIM_MARKS) take the careful path; the runs between are emitted as slices. Once a
-   * family of the source is dropped, the rest is processed line by line.
+   * Verbatim mode over complete lines buf[from, to): one pass over the lines' first bytes.
+   * A line that does not start with a name character (a comment, an empty or indented line,
+   * a `{"quoted"}` sample, garbage) or that starts like a name an earlier source claimed takes
+   * the careful path; the runs between are emitted as slices. Once a family of the source is
+   * dropped, the rest is processed line by line.
    */
   private processRangeVerbatim(buf: Buffer, from: number, to: number, out: Buffer[]): void {
-    // Position of the `\n` of each mark's next occurrence at or after the scan point; -1 = none; -2 = unknown.
-    const marks = this.marks;
-    const next = new Array<number>(marks.length).fill(-2);
-    let pos = from;
-    while (pos < to) {
-      if (this.dropped.size > 0) {
-        this.processRange(buf, pos, to, out);
-        return;
-      }
-      // The line at pos takes the careful path.
-      const nl = buf.indexOf(NL, pos);
-      const lineEnd = nl < 0 || nl >= to ? to : nl + 1;
-      this.processRange(buf, pos, lineEnd, out);
-      pos = lineEnd;
-      if (pos >= to) return;
-      // The verbatim run: up to the next marked line (its `\n` is at pos - 1 or later).
-      let special = to;
-      for (let i = 0; i < marks.length; i++) {
-        let at = next[i] as number;
-        if (at === -2 || (at >= 0 && at < pos - 1)) {
-          at = buf.indexOf(marks[i] as Buffer, pos - 1);
-          next[i] = at;
-        }
-        if (at >= 0 && at + 1 < special) special = at + 1;
-      }
-      if (special > pos) {
-        out.push(buf.subarray(pos, special));
-        pos = special;
-      }
+    if (this.dropped.size > 0) {
+      this.processRange(buf, from, to, out);
+      return;
     }
+    const prefixes = this.prefixes;
+    const str = buf.toString('latin1', from, to);
+    const len = str.length;
+    let runStart = 0;
+    let ls = 0;
+    while (ls < len) {
+      let nl = str.indexOf('\n', ls);
+      if (nl < 0) nl = len - 1;
+      const c = str.charCodeAt(ls);
+      let careful = !isNameStart(c);
+      if (!careful) {
+        const ps = prefixes[c];
+        if (ps !== undefined) for (let i = 0; i < ps.length && !careful; i++) careful = str.startsWith(ps[i] as string, ls);
+      }
+      if (careful) {
+        if (ls > runStart) out.push(buf.subarray(from + runStart, from + ls));
+        this.processRange(buf, from + ls, from + nl + 1, out);
+        runStart = nl + 1;
+        if (this.dropped.size > 0) {
+          if (runStart < len) this.processRange(buf, from + runStart, to, out);
+          return;
+        }
+      }
+      ls = nl + 1;
+    }
+    if (len > runStart) out.push(buf.subarray(from + runStart, to));
   }
 
   private invalid(): void {
@@ -348,6 +426,7 @@ export class ExpositionMerger {
     const name = d.rawName.startsWith('"') ? utf8(d.rawName.slice(1, -1)) : ownString(d.rawName);
     if (keyword === 'TYPE') {
       const type = parseFamilyType(d.rest);
+      if (type === undefined) this.wide.add(name);
       // Recorded even when dropped, so its samples resolve to it.
       this.families.set(name, type ?? null);
       if (this.dropped.has(name)) return false;
@@ -360,6 +439,7 @@ export class ExpositionMerger {
     }
     // HELP / UNIT
     if (!this.families.has(name)) this.families.set(name, null);
+    this.wide.add(name);
     if (this.dropped.has(name)) return false;
     if (this.conflictsWithEarlierFamily(name, undefined)) {
       this.drop(name);
@@ -492,6 +572,34 @@ export class ExpositionMerger {
       this.decisions.clear();
       this.lastName = '';
     }
+  }
+}
+
+/**
+ * Merges one source on its own while an earlier source is still streaming, so that its turn
+ * costs only `ExpositionMerger.adopt` (used for the application's buffered body). Its output
+ * holds slices of the chunks written, not copies.
+ */
+export class PreparedSourceBuilder {
+  private readonly merger: ExpositionMerger;
+  private readonly out: Buffer[] = [];
+
+  constructor(
+    private readonly source: string,
+    options: MergerOptions,
+  ) {
+    this.merger = new ExpositionMerger(options);
+    this.merger.begin(source);
+  }
+
+  write(chunk: Uint8Array): void {
+    for (const b of this.merger.write(chunk)) this.out.push(b);
+  }
+
+  end(): PreparedSource {
+    const end = this.merger.end();
+    for (const b of end.out) this.out.push(b);
+    return { source: this.source, out: this.out, stats: end.stats, claims: this.merger.takePendingClaims() };
   }
 }
 

@@ -23,7 +23,7 @@ import { describeError } from '../errors.js';
 import { isOpenMetrics, responseContentType, rewriteAccept } from './accept.js';
 import type { AppScrapeTarget } from './annotations.js';
 import { ExpositionValidator } from './exposition.js';
-import { ExpositionMerger, type SourceStats } from './merge.js';
+import { ExpositionMerger, PreparedSourceBuilder, type PreparedSource, type SourceStats } from './merge.js';
 import type { AgentMetrics, ScrapeSource } from './registry.js';
 
 export const DEFAULT_APP_BODY_LIMIT = 10 * 1024 * 1024;
@@ -105,6 +105,8 @@ class SinkError extends Error {}
 interface AppResult {
   contentType: string | undefined;
   chunks: Buffer[];
+  /** The body merged on its own as it arrived (adopted at its turn when nothing collides). */
+  prepared: PreparedSource;
 }
 
 export class MergedMetrics {
@@ -226,13 +228,20 @@ export class MergedMetrics {
           fail('application', err);
         }
         if (result) {
-          merger.begin('application');
-          const out: Buffer[] = [];
-          for (const chunk of result.chunks) out.push(...merger.write(chunk));
-          const end = merger.end();
-          out.push(...end.out);
-          await emit(out);
-          this.account('application', end.stats, report, fail);
+          // Usually merged already while Envoy streamed; line by line again only on a collision.
+          const adopted = merger.adopt(result.prepared);
+          if (adopted) {
+            await emit(adopted.out);
+            this.account('application', adopted.stats, report, fail);
+          } else {
+            merger.begin('application');
+            const out: Buffer[] = [];
+            for (const chunk of result.chunks) for (const b of merger.write(chunk)) out.push(b);
+            const end = merger.end();
+            for (const b of end.out) out.push(b);
+            await emit(out);
+            this.account('application', end.stats, report, fail);
+          }
         }
       }
 
@@ -341,6 +350,7 @@ export class MergedMetrics {
       const chunks: Buffer[] = [];
       let size = 0;
       const validator = new ExpositionValidator();
+      const builder = new PreparedSourceBuilder('application', { openMetrics: isOpenMetrics(responseContentType(contentType)) });
       const invalid = (problem: string) => new SourceError(`application body is not a Prometheus exposition: ${problem}`);
       try {
         for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -355,6 +365,7 @@ export class MergedMetrics {
             throw invalid(problem);
           }
           chunks.push(chunk);
+          builder.write(chunk);
         }
         const problem = validator.end();
         if (problem !== undefined) throw invalid(problem);
@@ -363,7 +374,7 @@ export class MergedMetrics {
         throw ctl.signal.aborted && ctl.signal.reason instanceof SourceError ? ctl.signal.reason : err;
       }
       clearTimeout(timer);
-      return { contentType, chunks };
+      return { contentType, chunks, prepared: builder.end() };
     });
     return {
       headers: headers.catch((err: unknown) => {

@@ -80,11 +80,14 @@ export class StreamingBody {
   async write(chunks: Buffer[]): Promise<void> {
     const stream = this.stream;
     if (!stream) throw new Error('StreamingBody: write before start');
-    for (const chunk of chunks) {
-      if (this.res.destroyed) throw new Error('client connection closed');
-      if (chunk.length === 0) continue;
-      if (!stream.write(chunk)) await drained(stream, this.res);
-    }
+    if (this.res.destroyed) throw new Error('client connection closed');
+    // One syscall (and, chunked, one frame each) for the whole batch: cork, write, uncork.
+    const batch = chunks.length > 1;
+    if (batch) stream.cork();
+    let ok = true;
+    for (const chunk of chunks) if (chunk.length > 0) ok = stream.write(chunk);
+    if (batch) stream.uncork();
+    if (!ok) await drained(stream, this.res);
   }
 
   /** Ends the body; resolves when it has been handed to the socket. */

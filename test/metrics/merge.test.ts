@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { ExpositionMerger, type SourceStats } from '../../src/metrics/merge.js';
+import { ExpositionMerger, PreparedSourceBuilder, type SourceStats } from '../../src/metrics/merge.js';
 import { validateExposition } from '../../src/metrics/exposition.js';
 import { parseExposition } from '../support/metrics-parse.js';
 import { ENVOY_FIXTURE, OPENMETRICS_APP_FIXTURE, TEXT_APP_FIXTURE, fixture } from '../support/metrics-servers.js';
@@ -234,5 +234,106 @@ describe('ExpositionMerger verbatim mode (Envoy\'s body)', () => {
       { name: 'envoy', body, chunk: 3, verbatim: true },
     ]);
     expect(out).toBe(`${AGENT}a_total 1\nb 2\nc 3\n`);
+  });
+});
+
+describe('ExpositionMerger.adopt (a source prepared on its own while an earlier one streamed)', () => {
+  /** The line-by-line result for the last source, and what adopt() makes of the same source prepared alone. */
+  function both(openMetrics: boolean, earlier: Source[], last: string) {
+    const run = (prepared: boolean) => {
+      const m = new ExpositionMerger({ openMetrics });
+      const out: Buffer[] = [];
+      for (const s of earlier) {
+        m.begin(s.name, { verbatim: s.verbatim === true });
+        out.push(...m.write(Buffer.from(s.body)));
+        out.push(...m.end().out);
+      }
+      if (prepared) {
+        const b = new PreparedSourceBuilder('app', { openMetrics });
+        for (let i = 0; i < last.length; i += 5) b.write(Buffer.from(last.slice(i, i + 5)));
+        const adopted = m.adopt(b.end());
+        if (!adopted) return undefined;
+        out.push(...adopted.out);
+        return { body: Buffer.concat([...out, ...m.finish()]).toString(), stats: adopted.stats };
+      }
+      m.begin('app');
+      out.push(...m.write(Buffer.from(last)));
+      const end = m.end();
+      out.push(...end.out);
+      return { body: Buffer.concat([...out, ...m.finish()]).toString(), stats: end.stats };
+    };
+    return { careful: run(false), fast: run(true) };
+  }
+
+  test('no collision: the same bytes and stats as the line-by-line path (EOF, comments, untyped handled)', () => {
+    const app = '# HELP app_x Things.\n# TYPE app_x untyped\napp_x 1\n\n# free comment\napp_y_total 2\r\n# EOF\n';
+    for (const om of [false, true]) {
+      const { careful, fast } = both(om, [{ name: 'agent', body: AGENT }], app);
+      expect(fast).toEqual(careful);
+    }
+  });
+
+  test.each([
+    ['a HELP line checks every suffix (the earlier a_total claims family a)', '# TYPE a_total counter\na_total 1\n', '# HELP a x\n# TYPE a gauge\na 1\n'],
+    ['a TYPE line checks its type\'s suffixes only', '# TYPE a_total counter\na_total 1\n', '# TYPE a gauge\na 1\n'],
+    ['an earlier family claims its suffixed samples', '# TYPE a histogram\n', 'a_bucket{le="1"} 1\n'],
+    ['an earlier sample name claims a later family', 'b 1\n', '# TYPE b gauge\nb 2\n'],
+  ])('%s: adopt agrees with the line-by-line path', (_name, agent, last) => {
+    const { careful, fast } = both(false, [{ name: 'agent', body: agent }], last);
+    if (fast === undefined) expect(careful?.stats.droppedFamilies.length).toBeGreaterThan(0);
+    else expect(fast).toEqual(careful);
+  });
+
+  // Random sources over a small pool of names: adopt() must agree with the line-by-line path
+  // exactly — same output when it adopts, and it refuses exactly when that path drops something.
+  const names = ['a', 'a_total', 'a_count', 'a_bucket', 'a_sum', 'b', 'b_created', 'c_info', 'c'];
+  // The last source mostly uses names of its own, sometimes the earlier ones.
+  const lastNames = [...names, ...['x', 'x_total', 'x_count', 'x_bucket', 'y', 'y_sum', 'y_created', 'z_info', 'z', 'w'].flatMap((n) => [n, n, n])];
+  const types = ['counter', 'gauge', 'histogram', 'summary', 'info', 'untyped', 'bogus'];
+  function rnd(seed: number) {
+    // mulberry32: a small, well-mixed PRNG, so every run tests the same scenarios.
+    let x = seed >>> 0;
+    return (n: number) => {
+      x = (x + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(x ^ (x >>> 15), 1 | x);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+  }
+  function source(r: (n: number) => number, lines: number, pool = names): string {
+    const out: string[] = [];
+    for (let i = 0; i < lines; i++) {
+      const name = pool[r(pool.length)] as string;
+      const kind = r(4);
+      if (kind === 0) out.push(`# TYPE ${name} ${types[r(types.length)]}`);
+      else if (kind === 1) out.push(`# HELP ${name} help`);
+      else out.push(`${name}{k="${r(3)}"} ${r(100)}`);
+    }
+    return `${out.join('\n')}\n`;
+  }
+
+  test('agrees with the line-by-line path on 2000 random collision scenarios', () => {
+    const r = rnd(42);
+    let adopted = 0;
+    let refused = 0;
+    for (let i = 0; i < 2000; i++) {
+      const earlier: Source[] = [
+        { name: 'agent', body: source(r, r(4)) },
+        { name: 'envoy', body: source(r, r(4)), verbatim: r(2) === 0 },
+      ];
+      const last = source(r, 1 + r(4), lastNames);
+      const { careful, fast } = both(r(2) === 0, earlier, last);
+      if (careful === undefined) throw new Error('unreachable');
+      if (fast === undefined) {
+        refused++;
+        expect({ earlier, last, dropped: careful.stats.droppedFamilies.length > 0 }).toEqual({ earlier, last, dropped: true });
+      } else {
+        adopted++;
+        expect({ earlier, last, ...fast }).toEqual({ earlier, last, ...careful });
+      }
+    }
+    // Both outcomes are well represented.
+    expect(adopted).toBeGreaterThan(200);
+    expect(refused).toBeGreaterThan(200);
   });
 });
