@@ -107,7 +107,7 @@ export class ExpositionMerger {
   private pendingClaims: Claims | undefined;
   /** The current source is in verbatim mode; the claimed-name prefixes by first byte (see verbatimPrefixes). */
   private verbatim = false;
-  private prefixes: (string[] | undefined)[] = [];
+  private prefixes: (Buffer[] | undefined)[] = [];
   /** The last sample name seen and its decision: consecutive samples mostly share a name. */
   private lastName = '';
   private lastKeep = true;
@@ -310,7 +310,7 @@ export class ExpositionMerger {
    * with one of them (it matters for a sample that precedes its dropped family's `# TYPE`,
    * which the real istio-proxy capture has).
    */
-  private verbatimPrefixes(): (string[] | undefined)[] {
+  private verbatimPrefixes(): (Buffer[] | undefined)[] {
     const prefixes = new Set<string>();
     const add = (name: string) => {
       const bytes = Buffer.from(name, 'utf8');
@@ -318,22 +318,23 @@ export class ExpositionMerger {
     };
     for (const name of this.earlierFamilies.keys()) add(name);
     for (const name of this.earlierSamples) add(name);
-    const byFirst: (string[] | undefined)[] = [];
+    const byFirst: (Buffer[] | undefined)[] = [];
     // A prefix that starts with another prefix is covered by it.
+    const kept: string[] = [];
     for (const p of [...prefixes].sort((a, b) => a.length - b.length)) {
-      const c = p.charCodeAt(0);
-      const list = (byFirst[c] ??= []);
-      if (!list.some((k) => p.startsWith(k))) list.push(p);
+      if (kept.some((k) => p.startsWith(k))) continue;
+      kept.push(p);
+      (byFirst[p.charCodeAt(0)] ??= []).push(Buffer.from(p, 'latin1'));
     }
     return byFirst;
   }
 
   /**
-   * Verbatim mode over complete lines buf[from, to): one pass over the lines' first bytes.
-   * A line that does not start with a name character (a comment, an empty or indented line,
-   * a `{"quoted"}` sample, garbage) or that starts like a name an earlier source claimed takes
-   * the careful path; the runs between are emitted as slices. Once a family of the source is
-   * dropped, the rest is processed line by line.
+   * Verbatim mode over complete lines buf[from, to): one pass over the lines' first bytes
+   * (on the bytes: no string is made of the run). A line that does not start with a name
+   * character (a comment, an empty or indented line, a `{"quoted"}` sample, garbage) or that
+   * starts like a name an earlier source claimed takes the careful path; the runs between are
+   * emitted as slices. Once a family of the source is dropped, the rest is processed line by line.
    */
   private processRangeVerbatim(buf: Buffer, from: number, to: number, out: Buffer[]): void {
     if (this.dropped.size > 0) {
@@ -341,31 +342,29 @@ export class ExpositionMerger {
       return;
     }
     const prefixes = this.prefixes;
-    const str = buf.toString('latin1', from, to);
-    const len = str.length;
-    let runStart = 0;
-    let ls = 0;
-    while (ls < len) {
-      let nl = str.indexOf('\n', ls);
-      if (nl < 0) nl = len - 1;
-      const c = str.charCodeAt(ls);
+    let runStart = from;
+    let ls = from;
+    while (ls < to) {
+      let nl = buf.indexOf(NL, ls);
+      if (nl < 0 || nl >= to) nl = to - 1;
+      const c = buf[ls] as number;
       let careful = !isNameStart(c);
       if (!careful) {
         const ps = prefixes[c];
-        if (ps !== undefined) for (let i = 0; i < ps.length && !careful; i++) careful = str.startsWith(ps[i] as string, ls);
+        if (ps !== undefined) for (let i = 0; i < ps.length && !careful; i++) careful = startsWithBytes(buf, ls, nl, ps[i] as Buffer);
       }
       if (careful) {
-        if (ls > runStart) out.push(buf.subarray(from + runStart, from + ls));
-        this.processRange(buf, from + ls, from + nl + 1, out);
+        if (ls > runStart) out.push(buf.subarray(runStart, ls));
+        this.processRange(buf, ls, nl + 1, out);
         runStart = nl + 1;
         if (this.dropped.size > 0) {
-          if (runStart < len) this.processRange(buf, from + runStart, to, out);
+          if (runStart < to) this.processRange(buf, runStart, to, out);
           return;
         }
       }
       ls = nl + 1;
     }
-    if (len > runStart) out.push(buf.subarray(from + runStart, to));
+    if (to > runStart) out.push(buf.subarray(runStart, to));
   }
 
   private invalid(): void {
@@ -649,6 +648,13 @@ function isBlank(c: number): boolean {
 /** A copy of a (sliced) string that does not retain its parent. */
 function ownString(s: string): string {
   return Buffer.from(s, 'latin1').toString('latin1');
+}
+
+/** buf[at, end) starts with `prefix`. */
+function startsWithBytes(buf: Buffer, at: number, end: number, prefix: Buffer): boolean {
+  if (end - at < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (buf[at + i] !== prefix[i]) return false;
+  return true;
 }
 
 function isNameEnd(c: number): boolean {

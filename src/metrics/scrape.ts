@@ -16,21 +16,19 @@
  *   once the application's headers are in (or it failed), before any body byte;
  * - aborting `signal` (the scraper went away) cancels every outbound request.
  */
-import type { Dispatcher } from 'undici';
-import { Agent } from '../undici-lazy.js'; // undici loads on the first scrape, not at start-up
+import http from 'node:http';
 import type { Logger } from '../log.js';
 import { describeError } from '../errors.js';
 import { isOpenMetrics, responseContentType, rewriteAccept } from './accept.js';
 import type { AppScrapeTarget } from './annotations.js';
 import { ExpositionValidator } from './exposition.js';
+import { consume, discard, get } from './fetch.js';
 import { ExpositionMerger, PreparedSourceBuilder, type PreparedSource, type SourceStats } from './merge.js';
 import type { AgentMetrics, ScrapeSource } from './registry.js';
 
 export const DEFAULT_APP_BODY_LIMIT = 10 * 1024 * 1024;
 export const DEFAULT_SCRAPE_TIMEOUT_MS = 10_000;
 export const SCRAPE_TIMEOUT_MARGIN_MS = 250;
-/** undici's own timeouts are coarse (they may fire a few hundred ms early or late): backstops only. */
-const BACKSTOP_MS = 1000;
 
 export interface MergedMetricsOptions {
   metrics: AgentMetrics;
@@ -47,8 +45,8 @@ export interface MergedMetricsOptions {
   appBodyLimitBytes?: number;
   /** Per-source timeout without the scrape-timeout header (default 10 s). */
   defaultTimeoutMs?: number;
-  /** Outbound HTTP dispatcher (default: an undici Agent owned by this object). */
-  dispatcher?: Dispatcher;
+  /** Outbound keep-alive agent (default: one owned by this object). */
+  agent?: http.Agent;
 }
 
 /** What the scrape needs from the incoming request. */
@@ -66,8 +64,11 @@ export interface ScrapeRequest {
 /** Where the merged body goes. `start` is called exactly once, before the first `write`. */
 export interface MetricsSink {
   start(contentType: string): void;
-  /** Resolves when the sink can take more (backpressure); rejects if it is gone. */
-  write(chunks: Buffer[]): Promise<void>;
+  /**
+   * Takes the chunks; returns a promise only when the sink wants the writer to wait
+   * (backpressure), which rejects if the sink is gone. Throws if it is gone already.
+   */
+  write(chunks: Buffer[]): Promise<void> | void;
 }
 
 export type SourceOutcome = 'ok' | 'failed' | 'skipped';
@@ -88,12 +89,6 @@ export function sourceTimeoutMs(header: string | undefined, defaultMs = DEFAULT_
   return Math.max(ms - SCRAPE_TIMEOUT_MARGIN_MS, ms / 2);
 }
 
-/** Drops a response body we will not read (undici reports that as an error event). */
-function discard(body: Dispatcher.ResponseData['body']): void {
-  body.on('error', () => undefined);
-  body.destroy();
-}
-
 function hostForUrl(ip: string): string {
   return ip.includes(':') ? `[${ip}]` : ip;
 }
@@ -109,17 +104,22 @@ interface AppResult {
   prepared: PreparedSource;
 }
 
+/** Envoy's response once its headers are in: the body, and how to cut it short. */
+interface EnvoyBody {
+  body: http.IncomingMessage;
+  abort(reason: SourceError): void;
+}
+
 export class MergedMetrics {
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
+  private readonly agent: http.Agent;
+  private readonly ownsAgent: boolean;
   private readonly bodyLimit: number;
   private readonly defaultTimeout: number;
 
   constructor(private readonly options: MergedMetricsOptions) {
-    this.ownsDispatcher = options.dispatcher === undefined;
-    this.dispatcher =
-      options.dispatcher ??
-      new Agent({ keepAliveTimeout: 15_000, keepAliveMaxTimeout: 60_000, connect: { timeout: DEFAULT_SCRAPE_TIMEOUT_MS } });
+    this.ownsAgent = options.agent === undefined;
+    // Scrapes come every few seconds: keep the connections to Envoy and the app (idle ones close after 15 s).
+    this.agent = options.agent ?? new http.Agent({ keepAlive: true, timeout: 15_000 });
     this.bodyLimit = options.appBodyLimitBytes ?? DEFAULT_APP_BODY_LIMIT;
     this.defaultTimeout = options.defaultTimeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS;
   }
@@ -136,7 +136,8 @@ export class MergedMetrics {
       duplicates: {},
     };
     const fail = (source: ScrapeSource, err: unknown) => {
-      if (report.sources[source] === 'failed') return;
+      // The scraper went away: whatever that broke is not the source's failure.
+      if (report.sources[source] === 'failed' || req.signal.aborted) return;
       report.sources[source] = 'failed';
       report.errors[source] = describeError(err);
       metrics.scrapeFailures.labels(source).inc();
@@ -144,12 +145,18 @@ export class MergedMetrics {
     };
 
     const cleanups: (() => void)[] = [];
-    const emit = async (chunks: Buffer[]): Promise<void> => {
+    const sinkError = (err: unknown) => new SinkError(`writing the merged body failed: ${describeError(err)}`, { cause: err });
+    /** Writes to the sink; a promise only under backpressure. Sink failures become SinkError. */
+    const emit = (chunks: Buffer[]): Promise<void> | undefined => {
+      let wait: Promise<void> | void;
       try {
-        await sink.write(chunks);
+        wait = sink.write(chunks);
       } catch (err) {
-        throw new SinkError(`writing the merged body failed: ${describeError(err)}`, { cause: err });
+        throw sinkError(err);
       }
+      return wait?.catch((err: unknown) => {
+        throw sinkError(err);
+      });
     };
     try {
       // Start every source at once; each has its own deadline.
@@ -190,27 +197,40 @@ export class MergedMetrics {
       // 2. Envoy, streamed.
       if (envoy) {
         report.sources.envoy = 'ok';
-        let body: AsyncIterable<Buffer> | undefined;
+        let res: EnvoyBody | undefined;
         try {
-          body = await envoy;
+          res = await envoy;
         } catch (err) {
           fail('envoy', err);
         }
-        if (body) {
+        if (res) {
           merger.begin('envoy', { verbatim: true });
           let stats: SourceStats;
+          // An idle timeout: armed only while waiting for Envoy, not while the scraper applies backpressure.
+          const envoyBody = res;
+          let idle: NodeJS.Timeout | undefined;
+          const arm = () => {
+            idle = setTimeout(() => envoyBody.abort(new SourceError(`Envoy's body stalled for ${timeoutMs} ms`)), timeoutMs);
+          };
           try {
-            for await (const chunk of body) {
+            arm();
+            await consume(envoyBody.body, (chunk) => {
+              clearTimeout(idle);
               const out = merger.write(chunk);
-              if (out.length > 0) await emit(out);
-            }
+              const wait = out.length > 0 ? emit(out) : undefined;
+              if (!wait) return arm();
+              return wait.then(arm);
+            });
+            clearTimeout(idle);
             const end = merger.end();
             await emit(end.out);
             stats = end.stats;
           } catch (err) {
+            clearTimeout(idle);
             if (err instanceof SinkError || req.signal.aborted) throw err;
             stats = merger.abort();
-            fail('envoy', new SourceError(`Envoy body cut short: ${describeError(err)}`, { cause: err }));
+            const cause = err instanceof SourceError ? err : new SourceError(`Envoy body cut short: ${describeError(err)}`, { cause: err });
+            fail('envoy', cause);
           }
           this.account('envoy', stats, report, fail);
         }
@@ -269,82 +289,47 @@ export class MergedMetrics {
   }
 
   /** Envoy: resolves with the body stream once a 200 arrived within the deadline. */
-  private async startEnvoy(req: ScrapeRequest, timeoutMs: number, cleanups: (() => void)[]): Promise<AsyncIterable<Buffer>> {
-    const ctl = new AbortController();
-    const onAbort = () => ctl.abort(req.signal.reason);
-    req.signal.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => ctl.abort(new SourceError(`no response from Envoy within ${timeoutMs} ms`)), timeoutMs);
-    cleanups.push(() => {
-      clearTimeout(timer);
-      req.signal.removeEventListener('abort', onAbort);
-      ctl.abort(new SourceError('scrape finished'));
-    });
-    const origin = `http://${hostForUrl(this.options.localhost)}:${this.options.envoyPort}`;
+  private async startEnvoy(req: ScrapeRequest, timeoutMs: number, cleanups: (() => void)[]): Promise<EnvoyBody> {
+    const ctl = this.sourceController(req, cleanups, timeoutMs, () => new SourceError(`no response from Envoy within ${timeoutMs} ms`));
+    const host = this.options.localhost;
     const path = `${this.options.envoyPath ?? '/stats/prometheus'}${req.rawQuery ? `?${req.rawQuery}` : ''}`;
-    let res: Dispatcher.ResponseData;
+    const where = `http://${hostForUrl(host)}:${this.options.envoyPort}${path}`;
+    let res: http.IncomingMessage;
     try {
-      res = await this.dispatcher.request({
-        origin,
-        path,
-        method: 'GET',
-        headers: this.forwardedHeaders(req, 'envoy'),
-        signal: ctl.signal,
-        // Our own timer is the deadline; undici's coarse timers are only a backstop.
-        headersTimeout: timeoutMs + BACKSTOP_MS,
-        // Envoy's body: an idle timeout (not counted while we apply backpressure).
-        bodyTimeout: timeoutMs,
-      });
+      res = await get(this.agent, { host, port: this.options.envoyPort as number, path, headers: this.forwardedHeaders(req, 'envoy'), signal: ctl.signal });
     } catch (err) {
-      throw ctl.signal.aborted && ctl.signal.reason instanceof SourceError ? ctl.signal.reason : new SourceError(`error scraping ${origin}${path}: ${describeError(err)}`, { cause: err });
+      throw err instanceof SourceError ? err : new SourceError(`error scraping ${where}: ${describeError(err)}`, { cause: err });
     }
-    clearTimeout(timer);
+    ctl.stopDeadline();
     if (res.statusCode !== 200) {
-      discard(res.body);
-      throw new SourceError(`error scraping ${origin}${path}, status code: ${res.statusCode}`);
+      discard(res);
+      throw new SourceError(`error scraping ${where}, status code: ${res.statusCode}`);
     }
-    return res.body as AsyncIterable<Buffer>;
+    return { body: res, abort: (reason) => ctl.abort(reason) };
   }
 
   /** The application: `headers` settles with its Content-Type, `body` with the whole capped body. */
   private startApp(req: ScrapeRequest, timeoutMs: number, cleanups: (() => void)[]): { headers: Promise<string | undefined>; body: Promise<AppResult> } {
     const app = this.options.app as AppScrapeTarget;
-    const ctl = new AbortController();
-    const onAbort = () => ctl.abort(req.signal.reason);
-    req.signal.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(
-      () => ctl.abort(new SourceError(`application metrics not received within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    cleanups.push(() => {
-      clearTimeout(timer);
-      req.signal.removeEventListener('abort', onAbort);
-      ctl.abort(new SourceError('scrape finished'));
-    });
-    const url = `http://${hostForUrl(this.options.localhost)}:${app.port}${app.path}`;
+    const ctl = this.sourceController(req, cleanups, timeoutMs, () => new SourceError(`application metrics not received within ${timeoutMs} ms`));
+    const host = this.options.localhost;
+    const url = `http://${hostForUrl(host)}:${app.port}${app.path}`;
     const limit = this.bodyLimit;
-    const response = this.dispatcher.request({
-      origin: `http://${hostForUrl(this.options.localhost)}:${app.port}`,
-      path: app.path,
-      method: 'GET',
-      headers: this.forwardedHeaders(req, 'application'),
-      signal: ctl.signal,
-      // Our own timer is the deadline; undici's coarse timers are only a backstop.
-      headersTimeout: timeoutMs + BACKSTOP_MS,
-      bodyTimeout: timeoutMs + BACKSTOP_MS,
+    const response = get(this.agent, { host, port: app.port, path: app.path, headers: this.forwardedHeaders(req, 'application'), signal: ctl.signal }).catch((err: unknown) => {
+      throw err instanceof SourceError ? err : new SourceError(`error scraping ${url}: ${describeError(err)}`, { cause: err });
     });
     const headers = response.then((res) => {
       if (res.statusCode !== 200) {
-        discard(res.body);
+        discard(res);
         throw new SourceError(`error scraping ${url}, status code: ${res.statusCode}`);
       }
-      const ct = res.headers['content-type'];
-      return Array.isArray(ct) ? ct[0] : ct;
+      return res.headers['content-type'];
     });
     const body = headers.then(async (contentType) => {
       const res = await response;
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > limit) {
-        discard(res.body);
+        discard(res);
         throw new SourceError(`application metrics body of ${declared} bytes exceeds the ${limit}-byte limit`);
       }
       const chunks: Buffer[] = [];
@@ -353,39 +338,49 @@ export class MergedMetrics {
       const builder = new PreparedSourceBuilder('application', { openMetrics: isOpenMetrics(responseContentType(contentType)) });
       const invalid = (problem: string) => new SourceError(`application body is not a Prometheus exposition: ${problem}`);
       try {
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        await consume(res, (chunk) => {
           size += chunk.length;
-          if (size > limit) {
-            discard(res.body);
-            throw new SourceError(`application metrics body exceeds the ${limit}-byte limit`);
-          }
+          if (size > limit) throw new SourceError(`application metrics body exceeds the ${limit}-byte limit`);
           const problem = validator.push(chunk);
-          if (problem !== undefined) {
-            discard(res.body);
-            throw invalid(problem);
-          }
+          if (problem !== undefined) throw invalid(problem);
           chunks.push(chunk);
           builder.write(chunk);
-        }
+        });
         const problem = validator.end();
         if (problem !== undefined) throw invalid(problem);
       } catch (err) {
         if (err instanceof SourceError) throw err;
-        throw ctl.signal.aborted && ctl.signal.reason instanceof SourceError ? ctl.signal.reason : err;
+        throw ctl.signal.aborted && ctl.signal.reason instanceof SourceError ? ctl.signal.reason : new SourceError(`application body cut short: ${describeError(err)}`, { cause: err });
       }
-      clearTimeout(timer);
+      ctl.stopDeadline();
       return { contentType, chunks, prepared: builder.end() };
     });
+    return { headers, body };
+  }
+
+  /**
+   * One source's abort controller: aborted by its deadline (`timeoutMs`, with `onDeadline`'s
+   * error), by the scraper going away, or when the scrape finishes (cleanups).
+   */
+  private sourceController(req: ScrapeRequest, cleanups: (() => void)[], timeoutMs: number, onDeadline: () => SourceError) {
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort(req.signal.reason);
+    req.signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => ctl.abort(onDeadline()), timeoutMs);
+    cleanups.push(() => {
+      clearTimeout(timer);
+      req.signal.removeEventListener('abort', onAbort);
+      ctl.abort(new SourceError('scrape finished'));
+    });
     return {
-      headers: headers.catch((err: unknown) => {
-        throw ctl.signal.aborted && ctl.signal.reason instanceof SourceError ? ctl.signal.reason : err;
-      }),
-      body,
+      signal: ctl.signal,
+      stopDeadline: () => clearTimeout(timer),
+      abort: (reason: SourceError) => ctl.abort(reason),
     };
   }
 
   /** Closes the outbound connections this object owns. */
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.destroy();
+    if (this.ownsAgent) this.agent.destroy();
   }
 }

@@ -77,7 +77,8 @@ export class StreamingBody {
     }
   }
 
-  async write(chunks: Buffer[]): Promise<void> {
+  /** Writes the chunks at once; returns a promise only under backpressure (it rejects if the client goes away). */
+  write(chunks: Buffer[]): Promise<void> | undefined {
     const stream = this.stream;
     if (!stream) throw new Error('StreamingBody: write before start');
     if (this.res.destroyed) throw new Error('client connection closed');
@@ -87,7 +88,7 @@ export class StreamingBody {
     let ok = true;
     for (const chunk of chunks) if (chunk.length > 0) ok = stream.write(chunk);
     if (batch) stream.uncork();
-    if (!ok) await drained(stream, this.res);
+    return ok ? undefined : drained(stream, this.res);
   }
 
   /** Ends the body; resolves when it has been handed to the socket. */

@@ -3,7 +3,7 @@
  * server standing in for Envoy (serving a real istio-proxy capture), and app servers.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import type http from 'node:http';
+import http, { request as httpRequest } from 'node:http';
 import {
   ENVOY_FIXTURE,
   OPENMETRICS_APP_FIXTURE,
@@ -240,5 +240,84 @@ describe('merged metrics: failure matrix (always 200 with what succeeded, failur
     expect(await counter(h.metrics, 'scrapeFailures', 'application')).toBe(2);
     expectIncludes(next.text, true, 'istio_agent_scrape_failures_total{type="envoy"} 0');
     expectIncludes(next.text, true, 'istio_agent_scrapes_total 2');
+  });
+});
+
+describe('merged metrics: Envoy body failures mid-stream, the scraper leaving', () => {
+  /** An "Envoy" that sends `head` (a complete family and a partial line), then `then`. */
+  function partialEnvoy(then: 'stall' | 'reset', seen: { closed: boolean }) {
+    return (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
+      res.write('# TYPE envoy_partial_total counter\nenvoy_partial_total 7\nenvoy_cut_in_the_mid');
+      res.on('close', () => (seen.closed = true));
+      if (then === 'reset') setImmediate(() => res.socket?.destroy());
+    };
+  }
+
+  test('Envoy stalls mid-body: cut at the idle deadline, complete lines kept, counted, valid', async () => {
+    const seen = { closed: false };
+    const stalled = track(await startServer(partialEnvoy('stall', seen)));
+    const h = track(await startStatus({ envoyPort: stalled.port }));
+    const r = await fetch(h.port, '/stats/prometheus', { headers: { ...SCRAPE_HEADERS, 'x-prometheus-scrape-timeout-seconds': '1' } });
+    expect(r.status).toBe(200);
+    expect(r.ms).toBeGreaterThanOrEqual(700);
+    expect(r.ms).toBeLessThan(3000);
+    expectIncludes(r.text, true, 'envoy_partial_total 7\n');
+    expectIncludes(r.text, false, 'envoy_cut_in_the_mid');
+    parseExposition(r.text, false);
+    expect(await counter(h.metrics, 'scrapeFailures', 'envoy')).toBe(1);
+    // The stalled request was given up (its connection closed), not left open.
+    const deadline = Date.now() + 5000;
+    while (!seen.closed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(seen.closed).toBe(true);
+  });
+
+  test('Envoy resets the connection mid-body: complete lines kept, counted, valid', async () => {
+    const reset = track(await startServer(partialEnvoy('reset', { closed: false })));
+    const h = track(await startStatus({ envoyPort: reset.port }));
+    const r = await fetch(h.port, '/stats/prometheus');
+    expect(r.status).toBe(200);
+    expectIncludes(r.text, true, 'envoy_partial_total 7\n');
+    expectIncludes(r.text, false, 'envoy_cut_in_the_mid');
+    parseExposition(r.text, false);
+    expect(await counter(h.metrics, 'scrapeFailures', 'envoy')).toBe(1);
+  });
+
+  test.each([
+    ['mid-body', 256 * 1024],
+    ['before Envoy answered', 1],
+  ])('the scraper goes away (%s): the agent closes the Envoy request; no failure counted', async (when, readBytes) => {
+    const sent = { sent: 0, closed: false };
+    const stream = streamLines(1024 * 1024 * 1024, sent, 'envoy_big');
+    const envoyServer = track(
+      await startServer((req, res) => {
+        if (when === 'mid-body') stream(req, res);
+        else res.on('close', () => (sent.closed = true)); // never answers
+      }),
+    );
+    const h = track(await startStatus({ envoyPort: envoyServer.port }));
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: h.port, path: '/stats/prometheus', agent: false }, (res) => {
+        // Read the agent's part (and into Envoy's body), then hang up.
+        let got = 0;
+        res.on('data', (c: Buffer) => {
+          got += c.length;
+          if (got >= readBytes && !req.destroyed) {
+            req.destroy();
+            resolve();
+          }
+        });
+      });
+      req.on('error', () => undefined);
+      req.once('error', reject);
+      req.end();
+    });
+    const deadline = Date.now() + 5000;
+    while (!sent.closed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(sent.closed).toBe(true);
+    // Backpressure held: "Envoy" pushed far less than its 1 GiB.
+    expect(sent.sent).toBeLessThan(64 * 1024 * 1024);
+    // A client leaving is not a source failure.
+    expect(await counter(h.metrics, 'scrapeFailures', 'envoy')).toBe(0);
   });
 });
