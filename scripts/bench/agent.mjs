@@ -3,6 +3,8 @@
  * test support in dist/), free ports, and the environment that runs the built CLI standalone with
  * the Envoy double as Envoy. Run `npm run build` first.
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,5 +37,25 @@ export async function agentEnv(extra = {}) {
   return { env, ports: { admin, status, envoyStatus, prometheus } };
 }
 
-/** argv for the built CLI: `proxy` with the seed's args, standalone. */
-export const AGENT_ARGV = [CLI, 'proxy', ...SEED_ARGS, '--standalone'];
+/** The CLI's args: `proxy` with the seed's args, standalone. */
+export const AGENT_ARGS = ['proxy', ...SEED_ARGS, '--standalone'];
+
+/**
+ * The node flags the launcher's `#!/usr/bin/env -S node …` line gives the agent in the image;
+ * for benchmarks that run agent code in a process of their own.
+ */
+export const LAUNCHER_NODE_FLAGS = (() => {
+  const first = fs.readFileSync(CLI, 'utf8').split('\n')[0];
+  const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  if (!m) throw new Error(`${CLI}: unexpected first line ${first}`);
+  return m[1].split(' ').filter(Boolean);
+})();
+
+/**
+ * Runs the launcher as the image does: exec'd directly (its `#!` line applies), node from the
+ * PATH (this node first).
+ */
+export function spawnAgent(args, options) {
+  const env = { ...options.env, PATH: `${path.dirname(process.execPath)}:${options.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin'}` };
+  return spawn(CLI, args, { ...options, env });
+}

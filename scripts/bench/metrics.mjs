@@ -5,9 +5,15 @@
  *
  * The agent's status server runs in a child process (compiled `dist/`), so its RSS is its own;
  * a loopback server stands in for Envoy (10 MB body built from the real istio-proxy capture)
- * and another for the app (1 MB text). Prints, in one run:
- *   - merged scrape p50/p99 vs fetching the Envoy body alone (target ratio ≤ 1.2×);
- *   - the agent's idle RSS and its peak growth during N concurrent merged scrapes (target ≤ 32 MB).
+ * and another for the app (1 MB text). The child runs with the launcher's node flags
+ * (bin/pilot-agent.js's `#!` line). Prints, in one run (series interleaved run by run):
+ *   - merged scrape p50/p99 vs fetching the Envoy body alone (target ratio ≤ 1.2×), and a plain
+ *     relay (node:http in and out, no merging) as the floor any relay pays on this machine;
+ *   - the child's RSS at start, idle after the runs, and its peak growth during N concurrent
+ *     merged scrapes (target ≤ 32 MB).
+ * Knobs (env): BENCH_ONLY=merged|floor (skip the other relay series), BENCH_MEMDIAG=1 (where the
+ * memory is), BENCH_CPU_PROF=<dir> (the child's CPU profile), BENCH_NODE_FLAGS / BENCH_CHILD_ENV
+ * (extra node flags / env JSON for the child, to try runtime tuning).
  */
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,29 +46,52 @@ async function runAgent() {
     appProbers: new AppProbers({ probers: new Map(), destination: '127.0.0.1', ipv6: false, http2: false, log }),
     metricsLocalhostOnly: false,
   });
-  // The floor: the same hop (undici in, Node http out) with no merging at all.
-  const { Agent } = await import('undici');
+  // The floor: the same hop (node:http in and out, the agent's own fetch helpers) with no merging.
   const http = await import('node:http');
-  const dispatcher = new Agent({ keepAliveTimeout: 15_000 });
+  const { get, consume } = await import(dist('src/metrics/fetch.js'));
+  const upstream = new http.Agent({ keepAlive: true });
   const passthrough = http.createServer(async (_req, res) => {
-    const up = await dispatcher.request({ origin: `http://127.0.0.1:${envoyPort}`, path: '/stats/prometheus', method: 'GET' });
+    const up = await get(upstream, { host: '127.0.0.1', port: envoyPort, path: '/stats/prometheus', headers: {}, signal: new AbortController().signal });
     res.writeHead(200, { 'Content-Type': 'text/plain' });
-    for await (const chunk of up.body) if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+    await consume(up, (chunk) => (res.write(chunk) ? undefined : new Promise((resolve) => res.once('drain', resolve))));
     res.end();
   });
   await new Promise((resolve) => passthrough.listen(0, '127.0.0.1', resolve));
   let sampler;
   let peak = 0;
-  process.on('message', (msg) => {
+  let peakUsage;
+  const mib = (b) => +(b / 1048576).toFixed(1);
+  const mibs = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, mib(v)]));
+  process.on('message', async (msg) => {
     if (msg.type === 'idle') {
       globalThis.gc?.();
+      if (process.env.BENCH_MEMDIAG) {
+        // Where the resident memory is: malloc's brk heap, other anonymous maps, V8's heap.
+        const { getHeapStatistics } = await import('node:v8');
+        const { readFileSync } = await import('node:fs');
+        const agg = new Map();
+        let cur = '';
+        for (const l of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+          const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(l);
+          if (m) cur = m[1] || '[anon]';
+          else if (/^Rss:/.test(l)) agg.set(cur, (agg.get(cur) ?? 0) + Number(l.split(/\s+/)[1]));
+        }
+        console.error('memory', JSON.stringify({ brkHeap: mib(agg.get('[heap]') * 1024), anon: mib(agg.get('[anon]') * 1024), v8Physical: mib(getHeapStatistics().total_physical_size), ...mibs(process.memoryUsage()) }));
+      }
       process.send({ type: 'idle', rss: process.memoryUsage.rss(), heapUsed: process.memoryUsage().heapUsed });
     } else if (msg.type === 'sample-start') {
       peak = process.memoryUsage.rss();
-      sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 5);
+      sampler = setInterval(() => {
+        const r = process.memoryUsage.rss();
+        if (r > peak) {
+          peak = r;
+          if (process.env.BENCH_MEMDIAG) peakUsage = process.memoryUsage();
+        }
+      }, 5);
       process.send({ type: 'sampling' });
     } else if (msg.type === 'sample-stop') {
       clearInterval(sampler);
+      if (peakUsage) console.error('memory at the peak', JSON.stringify(mibs(peakUsage)));
       process.send({ type: 'peak', rss: peak });
     } else if (msg.type === 'exit') {
       passthrough.closeAllConnections();
@@ -117,8 +146,9 @@ function get(port, urlPath) {
     http
       .get({ host: '127.0.0.1', port, path: urlPath, agent: client, headers: { accept: 'text/plain;version=0.0.4' } }, (res) => {
         let bytes = 0;
-        res.on('data', (c) => (bytes += c.length));
-        res.on('end', () => resolve({ ms: performance.now() - t0, bytes, status: res.statusCode }));
+        let first;
+        res.on('data', (c) => { first ??= performance.now() - t0; bytes += c.length; });
+        res.on('end', () => resolve({ ms: performance.now() - t0, first, bytes, status: res.statusCode }));
         res.on('error', reject);
       })
       .on('error', reject);
@@ -152,9 +182,12 @@ async function main() {
   const appPayload = appBody(appMb * 1e6);
   const app = await serve(appPayload, 'text/plain; version=0.0.4; charset=utf-8');
   const envoyPort = envoy.address().port;
+  const { LAUNCHER_NODE_FLAGS } = await import('./agent.mjs'); // not in the child: its RSS is measured
   const child = fork(fileURLToPath(import.meta.url), ['--agent', String(envoyPort), String(appMb > 0 ? app.address().port : 0)], {
-    execArgv: ['--expose-gc', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
+    // The launcher's node flags (as in the image); --expose-gc also lets 'idle' collect first.
+    execArgv: [...new Set([...LAUNCHER_NODE_FLAGS, '--expose-gc', ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)]), ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...(process.env.BENCH_CHILD_ENV ? JSON.parse(process.env.BENCH_CHILD_ENV) : {}) },
   });
   const { port, passthroughPort } = await new Promise((resolve) => child.once('message', resolve));
   const atStart = await ask(child, { type: 'idle' }, 'idle');
@@ -169,13 +202,14 @@ async function main() {
   const bytes = {};
   for (let i = 0; i < runs + 5; i++) {
     for (const [name, fn] of Object.entries(series)) {
+      if (process.env.BENCH_ONLY && name !== process.env.BENCH_ONLY && name !== 'alone') continue;
       const r = await fn();
       if (r.status !== 200) throw new Error(`${name}: status ${r.status}`);
-      if (i >= 5) times[name].push(r.ms);
+      if (i >= 5) { times[name].push(r.ms); (times[name + '_first'] ??= []).push(r.first); }
       bytes[name] = r.bytes;
     }
   }
-  const stat = (name) => ({ p50: pct(times[name], 50), p99: pct(times[name], 99), bytes: bytes[name] });
+  const stat = (name) => (times[name].length ? { p50: pct(times[name], 50), p99: pct(times[name], 99), bytes: bytes[name] } : { p50: NaN, p99: NaN, bytes: 0 });
   const alone = stat('alone');
   const floor = stat('floor');
   const merged = stat('merged');
@@ -193,8 +227,9 @@ async function main() {
   const f = (x) => x.toFixed(1);
   console.log(`Envoy body ${mb(alone.bytes)} MiB, app body ${mb(appPayload.length)} MiB, merged body ${mb(merged.bytes)} MiB, ${runs} runs each`);
   console.log(`fetch Envoy alone : p50 ${f(alone.p50)} ms  p99 ${f(alone.p99)} ms`);
-  console.log(`plain proxy hop   : p50 ${f(floor.p50)} ms  p99 ${f(floor.p99)} ms  (undici -> http, no merging: the floor for any proxy)`);
+  console.log(`plain proxy hop   : p50 ${f(floor.p50)} ms  p99 ${f(floor.p99)} ms  (node:http in -> out, no merging: the floor for a relay)`);
   console.log(`merged scrape     : p50 ${f(merged.p50)} ms  p99 ${f(merged.p99)} ms`);
+  console.log(`first byte p50    : alone ${f(pct(times.alone_first, 50))} ms, merged ${f(pct(times.merged_first ?? [NaN], 50))} ms`);
   console.log(`ratio merged/alone: p50 ${(merged.p50 / alone.p50).toFixed(2)}x  p99 ${(merged.p99 / alone.p99).toFixed(2)}x  (target <= 1.2x)`);
   console.log(`agent RSS at start ${mb(atStart.rss)} MiB (heap used ${mb(atStart.heapUsed)} MiB); idle after ${runs + 5} scrapes ${mb(idle)} MiB (heap used after GC ${mb(afterRuns.heapUsed)} MiB)`);
   console.log(`agent RSS idle ${mb(idle)} MiB; peak during ${concurrency} concurrent scrapes ${mb(peak)} MiB; growth ${mb(peak - idle)} MiB (target <= 32 MiB); wall ${f(concurrentMs)} ms`);

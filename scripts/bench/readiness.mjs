@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { AGENT_ARGV, agentEnv, arg } from './agent.mjs';
+import { AGENT_ARGS, agentEnv, arg, spawnAgent } from './agent.mjs';
 const rate = arg('rate', 500);
 const seconds = arg('seconds', 5);
 const adminDelay = arg('admin-delay-ms', 2000);
@@ -25,7 +25,7 @@ const {
   env,
   ports: { status },
 } = await agentEnv({ ENVOY_DOUBLE_ADMIN_DELAY_MS: String(adminDelay) });
-const child = spawn(process.execPath, AGENT_ARGV, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+const child = spawnAgent(AGENT_ARGS, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
 let err = '';
 child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
 const exited = new Promise((r) => child.once('exit', r));

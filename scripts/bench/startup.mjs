@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AGENT_ARGV, agentEnv, arg } from './agent.mjs';
+import { AGENT_ARGS, agentEnv, arg, spawnAgent } from './agent.mjs';
 
 const nowMs = () => performance.timeOrigin + performance.now();
 
@@ -61,7 +61,7 @@ async function oneRun() {
     ENVOY_DOUBLE_RECORD: path.join(cwd, 'record.jsonl'),
   });
   const exec = nowMs();
-  const child = spawn(process.execPath, AGENT_ARGV, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnAgent(AGENT_ARGS, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
   const agent = { err: '', listeners: new Set() };
   child.stderr.setEncoding('utf8').on('data', (d) => {
     agent.err += d;

@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnAgent as execLauncher } from './agent.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (rel) => new URL(`file://${path.join(ROOT, 'dist', rel)}`).href;
@@ -218,7 +219,6 @@ async function overhead(runs, sizeMb) {
 // ---------------------------------------------------------------- 2. agent RSS
 /** The real CLI in a temp cwd with the Envoy double as Envoy (as test/support/agent-process.ts does). */
 async function spawnAgent(cp, setup = () => undefined) {
-  const { spawn } = await import('node:child_process');
   const { freePorts } = await import(dist('test/support/ports.js'));
   const { SEED_ARGS, SEED_ENV } = await import(dist('test/support/seed.js'));
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'xds-bench-agent-'));
@@ -244,7 +244,7 @@ async function spawnAgent(cp, setup = () => undefined) {
     ENVOY_PROMETHEUS_PORT: String(prometheus),
     ENVOY_DOUBLE_STATE: stateFile,
   };
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'pilot-agent.js'), 'proxy', ...SEED_ARGS], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = execLauncher(['proxy', ...SEED_ARGS], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
   const exited = new Promise((r) => child.once('exit', r));

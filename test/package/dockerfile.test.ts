@@ -94,8 +94,8 @@ describe('Dockerfile', () => {
     expect(entry.map((i) => i.args)).toEqual([['/usr/local/bin/pilot-agent']]);
     expect(workdirOf(runtime)).toBe('/');
     expect(runs(runtime).join('\n')).toContain('ln -sf ../lib/pilot-agent/bin/pilot-agent.js /usr/local/bin/pilot-agent');
-    // The launcher finds node on PATH.
-    expect(fs.readFileSync(path.join(REPO, 'bin/pilot-agent.js'), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+    // The launcher finds node on PATH (with its memory flags: `env -S` splits them).
+    expect(fs.readFileSync(path.join(REPO, 'bin/pilot-agent.js'), 'utf8').split('\n')[0]).toMatch(/^#!\/usr\/bin\/env -S node( --[a-z-]+(=\S+)?)*$/);
   });
 
   test('the build asserts user istio-proxy with uid/gid 1337 (the RUN’s own grep, against sample passwd files)', () => {
