@@ -9,7 +9,8 @@
  *   expires (negative once expired), computed at scrape time.
  * Istio exports its counters without a `_total` suffix; so do we.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge } from '../metrics/prom.js';
 
 export interface CaMetrics {
   csrSent(): void;

@@ -15,9 +15,8 @@
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import type { DestinationStream } from 'pino';
 import type { Command, CommandContext } from '../command.js';
-import { createLogger } from '../log.js';
+import { createLogger, type LogDestination } from '../log.js';
 import { buildCapturePlan } from './builder.js';
 import {
   applyCapture,
@@ -77,7 +76,7 @@ function executorIO(cfg: Readonly<IptablesConfig>, ctx: CommandContext, deps: Ip
 }
 
 function logger(cfg: Readonly<IptablesConfig>, ctx: CommandContext) {
-  const destination: DestinationStream = { write: (s: string) => void ctx.stderr.write(s) };
+  const destination: LogDestination = { write: (s: string) => void ctx.stderr.write(s) };
   return createLogger({ outputLevel: cfg.logOutputLevel, asJson: cfg.logAsJson, destination }).child({ scope: 'iptables' });
 }
 

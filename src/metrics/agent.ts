@@ -2,7 +2,8 @@
  * The agent's own metrics outside merged scraping (SPEC §12): Envoy supervision, start-up,
  * podinfo and stderr forwarding. Registered on the agent's registry (`createAgentMetrics`).
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge } from './prom.js';
 import { METRIC_PREFIX } from './registry.js';
 import type { SupervisorMetrics } from '../supervisor/supervisor.js';
 

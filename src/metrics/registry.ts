@@ -1,10 +1,12 @@
 /**
  * The agent's own Prometheus registry (SPEC §12): one per agent, created by a factory (no
- * module-level singleton). It holds prom-client's default process metrics under the
- * `istio_agent_` prefix and the merged-metrics counters owned by `src/metrics/`; other
- * components register theirs on `registry` (e.g. `istio_agent_envoy_restarts_total`).
+ * module-level singleton). It holds the default process metrics (`process.ts`, prom-client's
+ * names) under the `istio_agent_` prefix and the merged-metrics counters owned by
+ * `src/metrics/`; other components register theirs on `registry` (e.g.
+ * `istio_agent_envoy_restarts_total`).
  */
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerProcessMetrics } from './process.js';
+import { Counter, Registry } from './prom.js';
 
 export const METRIC_PREFIX = 'istio_agent_';
 
@@ -26,13 +28,13 @@ export interface AgentMetrics {
 }
 
 export interface AgentRegistryOptions {
-  /** Collect prom-client's default process metrics (default true). */
+  /** Export the default process metrics, `process.ts` (default true). */
   defaultMetrics?: boolean;
 }
 
 export function createAgentMetrics(options: AgentRegistryOptions = {}): AgentMetrics {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  if (options.defaultMetrics ?? true) registerProcessMetrics(registry, { prefix: METRIC_PREFIX });
   const scrapes = new Counter({
     name: `${METRIC_PREFIX}scrapes_total`,
     help: 'The total number of scrapes.',

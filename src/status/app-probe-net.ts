@@ -3,7 +3,6 @@
  * `localhost` resolved in the pod's IP family) and the source address `127.0.0.6` / `::6`,
  * used only when it can be bound (checked once per address, then cached).
  */
-import dns from 'node:dns/promises';
 import net from 'node:net';
 
 export interface ProbeNetworkOptions {
@@ -36,6 +35,7 @@ export class ProbeNetwork {
       family = literal as 4 | 6;
     } else {
       const preferred = this.options.ipv6 ? 6 : 4;
+      const dns = await import('node:dns/promises'); // only probes to a host name resolve (loaded on first use)
       const found = await dns.lookup(bare, { family: preferred }).catch(() => dns.lookup(bare));
       address = found.address;
       family = found.family === 6 ? 6 : 4;

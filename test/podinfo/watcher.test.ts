@@ -2,11 +2,11 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { createLogger } from '../../src/log.js';
 import { PodInfoWatcher, type PodInfo } from '../../src/podinfo/watcher.js';
 import { kubeletWrite, podInfoText } from '../support/kubelet-volume.js';
 
-const log = pino({ level: 'silent' });
+const log = createLogger({ outputLevel: 'none' });
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();

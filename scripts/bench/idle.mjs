@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * The agent's resident memory in a steady state (issue 4: idle RSS ≤ 48,940 KiB, the Go
+ * pilot-agent's RSS in the seed's `ps`). Run after `npm run build`:
+ *   node scripts/bench/idle.mjs [--scrapes 20] [--settle-s 10] [--prom-fixture <file>]
+ *
+ * Execs the launcher as the image does (standalone, the seed pod's args/env, the Envoy double
+ * as Envoy serving the real istio-proxy capture on its Prometheus port) and prints VmRSS:
+ *   1. when `/healthz/ready` first answers 200;
+ *   2. after --settle-s seconds without traffic;
+ *   3. after --scrapes merged scrapes of `/stats/prometheus` (one every 100 ms, as a busy
+ *      Prometheus would not) and --settle-s seconds more.
+ * Also the breakdown of (3) into the node binary's pages, other files, and anonymous memory.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { AGENT_ARGS, LAUNCHER_NODE_FLAGS, ROOT, agentEnv, arg, spawnAgent } from './agent.mjs';
+
+const scrapes = arg('scrapes', 20);
+const settleMs = arg('settle-s', 10) * 1000;
+const fixtureArg = process.argv.indexOf('--prom-fixture');
+const promFixture = fixtureArg >= 0 ? path.resolve(process.argv[fixtureArg + 1]) : path.join(ROOT, 'test/fixtures/envoy/stats-prometheus.istio-proxy.datadog.txt');
+
+const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-bench-idle-'));
+const {
+  env,
+  ports: { status },
+} = await agentEnv({ ENVOY_DOUBLE_PROM_FIXTURE: promFixture });
+const child = spawnAgent(AGENT_ARGS, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+let stderr = '';
+child.stderr.setEncoding('utf8').on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
+const exited = new Promise((resolve) => child.once('exit', resolve));
+
+const kib = (key, text) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+const rss = () => kib('VmRSS', fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+const mib = (k) => `${(k / 1024).toFixed(1)} MiB`;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function get(urlPath) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: status, path: urlPath, agent: false }, (res) => {
+      let bytes = 0;
+      res.on('data', (c) => (bytes += c.length));
+      res.on('end', () => resolve({ status: res.statusCode, bytes }));
+    });
+    req.on('error', () => resolve({ status: 0, bytes: 0 }));
+  });
+}
+
+try {
+  const deadline = Date.now() + 30_000;
+  while ((await get('/healthz/ready')).status !== 200) {
+    if (Date.now() > deadline) throw new Error(`the agent did not become ready:\n${stderr}`);
+    await sleep(20);
+  }
+  const atReady = rss();
+  await sleep(settleMs);
+  const settled = rss();
+  let body = 0;
+  for (let i = 0; i < scrapes; i++) {
+    const r = await get('/stats/prometheus');
+    if (r.status !== 200) throw new Error(`scrape answered ${r.status}`);
+    body = r.bytes;
+    await sleep(100);
+  }
+  await sleep(settleMs);
+  const afterScrapes = rss();
+  const rollup = fs.readFileSync(`/proc/${child.pid}/smaps_rollup`, 'utf8');
+  let nodeBinary = 0;
+  let name = '';
+  for (const line of fs.readFileSync(`/proc/${child.pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) name = m[1];
+    else if (line.startsWith('Rss:') && path.basename(name) === 'node') nodeBinary += Number(line.split(/\s+/)[1]);
+  }
+  const anon = kib('Anonymous', rollup);
+  const total = kib('Rss', rollup);
+  console.log(`agent RSS when first ready      : ${mib(atReady)}`);
+  console.log(`agent RSS idle ${settleMs / 1000} s later         : ${mib(settled)}   (target <= 47.8 MiB = 48,940 KiB, the Go pilot-agent in the seed)`);
+  console.log(`after ${scrapes} merged scrapes (${(body / 1024).toFixed(0)} KiB each) + ${settleMs / 1000} s: ${mib(afterScrapes)}`);
+  console.log(`  of which: node binary pages ${mib(nodeBinary)}, other files ${mib(total - anon - nodeBinary)}, anonymous ${mib(anon)}`);
+  // For scale: a bare node doing nothing, with the launcher's flags.
+  const bare = spawn(process.execPath, [...LAUNCHER_NODE_FLAGS, '-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore' });
+  await sleep(1500);
+  console.log(`(a bare \`node\` with the same flags: ${mib(kib('VmRSS', fs.readFileSync(`/proc/${bare.pid}/status`, 'utf8')))})`);
+  bare.kill();
+} finally {
+  child.kill('SIGTERM');
+  await exited;
+  fs.rmSync(cwd, { recursive: true, force: true });
+}

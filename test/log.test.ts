@@ -1,0 +1,315 @@
+/**
+ * The agent's logger (src/log.ts): Istio level names, filtering, child scopes, the exact text
+ * line (pinned to what the pino-based logger printed), the JSON record, error serialisation,
+ * and the default destination in real processes: synchronous writes to fd 2 that survive an
+ * immediate `process.exit`, and a full non-blocking stderr pipe (EAGAIN) that is waited out
+ * instead of throwing.
+ */
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createLogger, parseIstioLogLevel, type LogOptions, type Logger } from '../src/log.js';
+import { REPO } from './support/metrics-servers.js';
+
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+/** The leading stamp of each text line, and the `"time"` of a JSON record. */
+const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z|(?<="time":")[^"]+/gm;
+
+function capture(options: Omit<LogOptions, 'destination'> = {}): { log: Logger; lines: string[]; text: () => string } {
+  const lines: string[] = [];
+  const log = createLogger({ ...options, destination: { write: (l: string) => void lines.push(l) } });
+  return { log, lines, text: () => lines.join('').replace(TIME, 'T') };
+}
+
+describe('levels', () => {
+  test("Istio's --log_output_level: default/all scope, warning and none, other scopes ignored", () => {
+    expect(parseIstioLogLevel(undefined)).toBe('info');
+    expect(parseIstioLogLevel('')).toBe('info');
+    expect(parseIstioLogLevel('debug')).toBe('debug');
+    expect(parseIstioLogLevel('default:warning')).toBe('warn');
+    expect(parseIstioLogLevel('all:none')).toBe('silent');
+    expect(parseIstioLogLevel('misc:debug,default:error')).toBe('error');
+    expect(parseIstioLogLevel('misc:debug')).toBe('info');
+    expect(parseIstioLogLevel('default:bogus', 'warn')).toBe('warn');
+    expect(parseIstioLogLevel(' DEBUG ')).toBe('debug');
+  });
+
+  test('records below the level are dropped; isLevelEnabled and level follow it; a child keeps its own level', () => {
+    const { log, text } = capture({ outputLevel: 'default:warning' });
+    log.trace('t');
+    log.debug('d');
+    log.info('i');
+    log.warn('w');
+    log.error('e');
+    log.fatal('f');
+    expect(text()).toBe('T\twarn\tw\nT\terror\te\nT\tfatal\tf\n');
+    expect(log.level).toBe('warn');
+    expect([log.isLevelEnabled('info'), log.isLevelEnabled('warn'), log.isLevelEnabled('fatal'), log.isLevelEnabled('nope')]).toEqual([false, true, true, false]);
+
+    const child = log.child({ scope: 'c' });
+    expect(child.level).toBe('warn');
+    child.level = 'debug';
+    expect(child.isLevelEnabled('debug')).toBe(true);
+    expect(log.isLevelEnabled('debug')).toBe(false);
+    log.level = 'silent';
+    log.fatal('hidden');
+    expect(log.isLevelEnabled('fatal')).toBe(false);
+    child.debug('shown');
+    expect(text().endsWith('T\tdebug\tc\tshown\n')).toBe(true);
+    expect(() => (log.level = 'loud' as never)).toThrow(/unknown level/);
+  });
+
+  test("outputLevel 'none' writes nothing at all", () => {
+    const { log, lines } = capture({ outputLevel: 'none' });
+    log.fatal('x');
+    log.child({ scope: 's' }).error(new Error('y'));
+    expect(lines).toEqual([]);
+  });
+});
+
+describe('text format: <ISO time>\\t<level>\\t[<scope>\\t]<msg>[\\t k=v …]', () => {
+  test('a line is stamped with the current time in ISO form', () => {
+    const { log, lines } = capture();
+    const before = Date.now();
+    log.info('now');
+    const stamp = lines[0]?.split('\t')[0] ?? '';
+    expect(stamp).toMatch(ISO);
+    expect(Date.parse(stamp)).toBeGreaterThanOrEqual(before - 1);
+    expect(Date.parse(stamp)).toBeLessThanOrEqual(Date.now() + 1);
+  });
+
+  test('the lines the pino-based logger printed, byte for byte (time aside)', () => {
+    const { log, text } = capture({ outputLevel: 'debug' });
+    log.info('plain');
+    log.warn({ a: 1, b: 'two', c: { d: [1, 2] }, e: null, f: true, u: undefined }, 'with fields');
+    const sup = log.child({ scope: 'sup' });
+    sup.info('child msg');
+    sup.child({ scope: 'inner', extra: 'x' }).error('nested');
+    sup.debug({ scope: 'override' }, 'override scope');
+    log.error({ err: 'notanerror' }, 'str err');
+    log.info({ n: 1 });
+    log.info('fmt %s and %d, %i%% %j', 'x', 5, 2.7, { k: 'v' });
+    log.info('extra arg', 'y');
+    log.info({ msg: 'in obj' });
+    log.info({ msg: 'in obj' }, 'both');
+    log.info('tab\tand\nnewline "q"');
+    log.info({ big: 10n }, 'bigint');
+    log.info({ s: 'has space' }, 'spaces');
+    log.info(12);
+    log.info(undefined);
+    log.info({ date: new Date(0) }, 'date');
+    expect(text()).toBe(
+      [
+        'T\tinfo\tplain',
+        'T\twarn\twith fields\ta=1 b=two c={"d":[1,2]} e=null f=true',
+        'T\tinfo\tsup\tchild msg',
+        'T\terror\tinner\tnested\textra=x',
+        'T\tdebug\toverride\toverride scope',
+        'T\terror\tstr err\terr=notanerror',
+        'T\tinfo\t\tn=1',
+        'T\tinfo\tfmt x and 5, 2% {"k":"v"}',
+        'T\tinfo\textra arg',
+        'T\tinfo\tin obj',
+        'T\tinfo\tboth',
+        'T\tinfo\ttab\tand\nnewline "q"',
+        'T\tinfo\tbigint\tbig=10',
+        'T\tinfo\tspaces\ts=has space',
+        'T\tinfo\t12',
+        'T\tinfo\t',
+        'T\tinfo\tdate\tdate=1970-01-01T00:00:00.000Z',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('what a caller cannot serialise is degraded, never thrown', () => {
+    const { log, text } = capture();
+    const loop: Record<string, unknown> = { name: 'loop' };
+    loop.self = loop;
+    log.info({ loop }, 'circular');
+    const hostile = {
+      toJSON() {
+        throw new Error('no');
+      },
+    };
+    log.info({ hostile }, 'hostile');
+    log.info({ huge: 2n ** 70n }, 'big');
+    expect(text()).toBe(
+      'T\tinfo\tcircular\tloop={"name":"loop","self":"[Circular]"}\n' +
+        'T\tinfo\thostile\thostile=[unserializable]\n' +
+        'T\tinfo\tbig\thuge=1180591620717411303424\n',
+    );
+    const broken = createLogger({
+      destination: {
+        write() {
+          throw new Error('EPIPE');
+        },
+      },
+    });
+    expect(() => broken.error('lost')).not.toThrow();
+  });
+});
+
+describe('JSON format (--log_as_json)', () => {
+  test('{"level":<n>,"time":<ISO>, bindings, fields, "msg"}: one object per line, bindings merged', () => {
+    const { log, lines } = capture({ asJson: true, outputLevel: 'debug' });
+    log.info('plain');
+    const c = log.child({ scope: 'sup' }).child({ scope: 'inner', extra: 'x' });
+    c.warn({ a: 1, extra: 'y' }, 'hello %s', 'you');
+    log.debug({ n: 1 });
+    expect(lines.every((l) => l.endsWith('}\n') && !l.slice(0, -1).includes('\n'))).toBe(true);
+    const recs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(recs.map((r) => Object.keys(r))).toEqual([
+      ['level', 'time', 'msg'],
+      ['level', 'time', 'scope', 'extra', 'a', 'msg'],
+      ['level', 'time', 'n'],
+    ]);
+    expect(recs[1]).toEqual({ level: 40, time: expect.stringMatching(ISO), scope: 'inner', extra: 'y', a: 1, msg: 'hello you' });
+    expect(recs.map((r) => r.level)).toEqual([30, 40, 20]);
+    // The exact bytes of the simplest record (what log shippers see).
+    expect(lines[0]?.replace(TIME, 'T')).toBe('{"level":30,"time":"T","msg":"plain"}\n');
+  });
+});
+
+describe('errors (pino err serializer shape)', () => {
+  class CodedError extends Error {
+    code = 'E_CODED';
+  }
+
+  test('{ err }, a bare Error, and an Error under any key: type, message and stack with causes, own props', () => {
+    const { log, lines } = capture({ asJson: true });
+    const inner = new Error('inner');
+    const outer = new CodedError('outer', { cause: inner });
+    log.error({ err: outer }, 'failed');
+    log.error(new Error('bare'));
+    log.error(new Error('bare'), 'with msg');
+    log.warn({ reason: new TypeError('typed') }, 'other key');
+    const recs = lines.map((l) => JSON.parse(l) as { msg: string; err?: Record<string, unknown>; reason?: Record<string, unknown> });
+
+    expect(recs[0]?.msg).toBe('failed');
+    expect(recs[0]?.err).toEqual({ type: 'CodedError', message: 'outer: inner', stack: expect.any(String), code: 'E_CODED' });
+    const stack = String(recs[0]?.err?.stack);
+    expect(stack.startsWith('Error: outer\n    at ')).toBe(true);
+    expect(stack).toContain('\ncaused by: Error: inner\n    at ');
+    expect(stack).toContain('log.test.ts');
+
+    expect(recs[1]).toMatchObject({ msg: 'bare', err: { type: 'Error', message: 'bare' } });
+    expect(recs[2]).toMatchObject({ msg: 'with msg', err: { type: 'Error', message: 'bare' } });
+    expect(recs[3]?.reason).toMatchObject({ type: 'TypeError', message: 'typed', stack: expect.stringContaining('TypeError: typed') });
+  });
+
+  test('text format prints the serialised error as JSON; circular causes terminate', () => {
+    const { log, lines } = capture();
+    const a = new Error('a') as Error & { cause?: unknown };
+    const b = new Error('b', { cause: a });
+    a.cause = b;
+    log.error({ err: b }, 'loop');
+    const line = lines[0] ?? '';
+    expect(line).toMatch(/^\S+\terror\tloop\terr=\{"type":"Error","message":"b: a: b: \.\.\.","stack":"Error: b\\n/);
+    expect(line).toContain('causes have become circular...');
+    expect(line.endsWith('}\n')).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Real processes, default destination (fd 2).
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'log-test-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const LOG_JS = pathToFileURL(path.join(REPO, 'dist', 'src', 'log.js')).href;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs an ESM script; `holdStderr` keeps the child's stderr unread until its stdout says `full`. */
+function run(name: string, source: string, holdStderr = false): Promise<Run> {
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, source);
+  const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  const stderr: Buffer[] = [];
+  const readStderr = () => child.stderr.on('data', (d: Buffer) => void stderr.push(d));
+  if (!holdStderr) readStderr();
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    const first = !stdout.includes('full\n');
+    stdout += d;
+    if (holdStderr && first && stdout.includes('full\n')) readStderr();
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr: Buffer.concat(stderr).toString('utf8') }));
+  });
+}
+
+describe('default destination: fd 2, synchronous', () => {
+  test('every line is on stderr before an immediate process.exit, and importing the logger loads no other module', async () => {
+    const r = await run(
+      'exit.mjs',
+      `const before = new Set(process.moduleLoadList);
+const { createLogger } = await import(${JSON.stringify(LOG_JS)});
+const log = createLogger({ outputLevel: 'default:info' }).child({ scope: 'child' });
+for (let i = 0; i < 2000; i++) log.info({ i }, 'line');
+log.debug('dropped');
+const loaded = process.moduleLoadList.filter((m) => !before.has(m));
+process.stdout.write(JSON.stringify(loaded) + '\\n', () => process.exit(3));
+`,
+    );
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout)).toEqual([]);
+    const lines = r.stderr.split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines).toHaveLength(2000);
+    lines.forEach((l, i) => expect(l.replace(TIME, 'T')).toBe(`T\tinfo\tchild\tline\ti=${i}`));
+  });
+
+  test('a full non-blocking stderr pipe (EAGAIN) is waited out: nothing thrown, nothing lost, order kept', async () => {
+    // The child makes fd 2 non-blocking the way the CLI does (touching process.stderr opens it
+    // as a libuv pipe) and fills it until EAGAIN. The parent reads nothing more until the
+    // logger's own write has met EAGAIN: fs.writeSync is wrapped to count EAGAINs and to say
+    // `full` on stdout at the first one. Then ~400 KiB of lines must all arrive, in order.
+    const r = await run(
+      'eagain.mjs',
+      `import fs from 'node:fs';
+void process.stderr;
+const flags = Number.parseInt(/flags:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/fdinfo/2', 'utf8'))[1], 8);
+const nonblocking = (flags & 0o4000) !== 0;
+if (nonblocking) {
+  const nl = Buffer.from('\\n');
+  for (;;) {
+    try { fs.writeSync(2, nl); } catch (err) { if (err.code === 'EAGAIN') break; throw err; }
+  }
+}
+let eagain = 0;
+const writeSync = fs.writeSync;
+fs.writeSync = function (fd, ...rest) {
+  try {
+    return writeSync.call(this, fd, ...rest);
+  } catch (err) {
+    if (err.code === 'EAGAIN' && fd === 2 && eagain++ === 0) writeSync.call(this, 1, 'full\\n');
+    throw err;
+  }
+};
+const { createLogger } = await import(${JSON.stringify(LOG_JS)});
+const log = createLogger();
+const pad = 'x'.repeat(1000);
+for (let i = 0; nonblocking && i < 400; i++) log.info({ i }, pad);
+if (eagain === 0) writeSync.call(fs, 1, 'full\\n');
+writeSync.call(fs, 1, JSON.stringify({ nonblocking, eagain }) + '\\n');
+`,
+      true,
+    );
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout.split('\n')[1] ?? '') as { nonblocking: boolean; eagain: number };
+    expect(result.nonblocking).toBe(true);
+    expect(result.eagain).toBeGreaterThan(0);
+    const lines = r.stderr.split('\n').filter((l) => l !== '');
+    expect(lines).toHaveLength(400);
+    lines.forEach((l, i) => expect(l.replace(TIME, 'T')).toBe(`T\tinfo\t${'x'.repeat(1000)}\ti=${i}`));
+  }, 20_000);
+});
