@@ -1,16 +1,17 @@
 /**
  * Watches the downward-API podinfo directory (SPEC §8). The kubelet swaps a `..data`
  * symlink atomically, so a watch on `labels` itself dies after one update: we watch the
- * directory (chokidar, symlinks not followed, any raw event counts), re-read both files by
- * path `debounceMs` after the last event, and act only when the content really changed. A
- * slow periodic re-read covers missed events. A file that does not parse keeps its last good
+ * directory itself (`fs.watch`, one inotify watch, not recursive: any event on any entry
+ * counts, the kubelet's `..data` swap included), re-read both files by path `debounceMs`
+ * after the last event, and act only when the content really changed. A slow periodic
+ * re-read covers missed events, and re-creates the watch if the directory appears late or
+ * the watch failed (e.g. the directory was replaced). A file that does not parse keeps its last good
  * content (counted as an error); a missing file is an empty map.
  *
  * `close()` is idempotent; no callback runs after it resolves.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.js';
 import { parsePodInfoFile } from './parse.js';
 
@@ -40,7 +41,7 @@ function sameMap(a: Record<string, string>, b: Record<string, string>): boolean 
 
 export class PodInfoWatcher {
   private current: PodInfo;
-  private watcher: FSWatcher | undefined;
+  private watcher: fs.FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private poll: NodeJS.Timeout | undefined;
   private closed = false;
@@ -65,7 +66,7 @@ export class PodInfoWatcher {
     const { dir } = this.options;
     const pollMs = this.options.pollIntervalMs ?? 30_000;
     this.poll = setInterval(() => {
-      if (!this.watcher && fs.existsSync(dir)) void this.watchDir();
+      if (!this.watcher && fs.existsSync(dir)) this.watchDir();
       this.reread('poll');
     }, pollMs);
     this.poll.unref();
@@ -73,27 +74,28 @@ export class PodInfoWatcher {
       this.options.log.info(`podinfo directory ${dir} does not exist; checking every ${pollMs}ms`);
       return;
     }
-    await this.watchDir();
+    this.watchDir();
   }
 
-  private async watchDir(): Promise<void> {
-    const { dir } = this.options;
+  private watchDir(): void {
+    const { dir, log } = this.options;
     if (this.closed || this.watcher) return;
-    const watcher = watch(dir, {
-      followSymlinks: false,
-      ignoreInitial: true,
-      depth: 0,
-      // Do not descend into the kubelet's timestamped directories; their events still arrive as raw events.
-      ignored: (p: string) => p !== dir && path.basename(p).startsWith('..'),
-    });
+    let watcher: fs.FSWatcher;
+    try {
+      watcher = fs.watch(dir, { persistent: false }, () => this.schedule());
+    } catch (err) {
+      log.warn(`podinfo: cannot watch ${dir}: ${(err as Error).message}; re-reading it periodically`);
+      return;
+    }
     this.watcher = watcher;
-    const trigger = () => this.schedule();
-    watcher.on('all', trigger);
-    watcher.on('raw', trigger);
-    watcher.on('error', (err) => this.options.log.warn(`podinfo watch error: ${(err as Error).message}`));
-    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-    if (this.closed) await watcher.close();
-    // A change that landed between reading the config and the watch being ready.
+    watcher.on('error', (err) => {
+      // The watch is dead (e.g. the directory went away): drop it; the periodic re-read re-creates it.
+      log.warn(`podinfo watch error: ${err.message}`);
+      watcher.close();
+      if (this.watcher === watcher) this.watcher = undefined;
+      this.schedule();
+    });
+    // A change that landed between reading the config and the watch being set.
     this.schedule();
   }
 
@@ -146,7 +148,8 @@ export class PodInfoWatcher {
     this.closed = true;
     clearTimeout(this.debounce);
     clearInterval(this.poll);
-    await this.watcher?.close();
+    this.watcher?.close();
+    this.watcher = undefined;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
