@@ -1,7 +1,7 @@
 /**
  * PURE helpers for the Prometheus text (0.0.4) and OpenMetrics exposition formats: which
- * sample names belong to which family type, and a line validator used to reject a garbage
- * application body before any of it is emitted.
+ * sample names belong to which family type, and the strict line check used to reject a
+ * garbage application body before any of it is emitted (run by the merger, `validate`).
  */
 
 /** Family types of both formats (`untyped` is text 0.0.4's name for OpenMetrics' `unknown`). */
@@ -60,52 +60,8 @@ export function isValidExpositionLine(line: string): boolean {
   return SAMPLE_RE.test(line);
 }
 
-/**
- * Checks a body line by line as its chunks arrive (so the work overlaps the transfer, and no
- * copy of the whole body is made). `push` and `end` return undefined while every line is
- * valid, else a short description of the first bad line. Lines are matched as latin1, which
- * is exact for the ASCII syntax around label values.
- */
-export class ExpositionValidator {
-  private carry = '';
-  private lineNo = 1;
-  private problem: string | undefined;
-
-  push(chunk: Uint8Array): string | undefined {
-    if (this.problem !== undefined) return this.problem;
-    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (buf.includes(0)) return (this.problem = 'body contains NUL bytes');
-    const str = this.carry + buf.toString('latin1');
-    let start = 0;
-    for (let nl = str.indexOf('\n'); nl >= 0; nl = str.indexOf('\n', start)) {
-      const problem = this.check(str.slice(start, nl));
-      if (problem) return (this.problem = problem);
-      start = nl + 1;
-      this.lineNo++;
-    }
-    this.carry = str.slice(start);
-    return undefined;
-  }
-
-  end(): string | undefined {
-    if (this.problem !== undefined || this.carry === '') return this.problem;
-    return (this.problem = this.check(this.carry));
-  }
-
-  private check(raw: string): string | undefined {
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (isValidExpositionLine(line)) return undefined;
-    const shown = Buffer.from(line.length > 80 ? line.slice(0, 80) : line, 'latin1').toString('utf8');
-    return `line ${this.lineNo} is not a valid exposition line: ${JSON.stringify(shown)}${line.length > 80 ? '…' : ''}`;
-  }
-}
-
-/** Checks a whole body (see ExpositionValidator). */
-export function validateExposition(chunks: readonly Uint8Array[]): string | undefined {
-  const v = new ExpositionValidator();
-  for (const chunk of chunks) {
-    const problem = v.push(chunk);
-    if (problem) return problem;
-  }
-  return v.end();
+/** The problem report for line `lineNo` (1-based; `line` scanned as latin1, without its newline). */
+export function describeInvalidLine(lineNo: number, line: string): string {
+  const shown = Buffer.from(line.length > 80 ? line.slice(0, 80) : line, 'latin1').toString('utf8');
+  return `line ${lineNo} is not a valid exposition line: ${JSON.stringify(shown)}${line.length > 80 ? '…' : ''}`;
 }

@@ -30,11 +30,16 @@
  * plus every sample name its type allows (a sample with no `# TYPE` in a verbatim run is not
  * claimed for later sources).
  */
-import { ALL_SUFFIXES, parseFamilyType, suffixesFor, type FamilyType } from './exposition.js';
+import { ALL_SUFFIXES, describeInvalidLine, isValidExpositionLine, parseFamilyType, suffixesFor, type FamilyType } from './exposition.js';
 
 export interface MergerOptions {
   /** The merged body is OpenMetrics (else text 0.0.4). */
   openMetrics: boolean;
+  /**
+   * Also check every line of the non-verbatim sources with `isValidExpositionLine` (the strict
+   * syntax check an application body must pass): the first failure is kept in `problem`.
+   */
+  validate?: boolean;
   /** Longest line accepted; a longer one is dropped as invalid (default 1 MiB). */
   maxLineBytes?: number;
 }
@@ -98,6 +103,10 @@ const ALL_SUFFIXES_MASK = (1 << ALL_SUFFIXES.length) - 1;
 export class ExpositionMerger {
   private readonly openMetrics: boolean;
   private readonly maxLine: number;
+  private readonly validate: boolean;
+  /** With `validate`: the first invalid line of the current source, as a report; its line count. */
+  problem: string | undefined;
+  private lineNo = 0;
 
   /** Names emitted by finished sources: family names (from descriptors) and sample names. */
   private readonly earlierFamilies = new Map<string, FamilyEntry>();
@@ -125,6 +134,7 @@ export class ExpositionMerger {
   constructor(options: MergerOptions) {
     this.openMetrics = options.openMetrics;
     this.maxLine = options.maxLineBytes ?? 1024 * 1024;
+    this.validate = options.validate === true;
   }
 
   /** Starts the next source. */
@@ -142,6 +152,8 @@ export class ExpositionMerger {
     this.stats = { source, droppedFamilies: [], invalidLines: 0, emittedLines: 0 };
     this.tail = undefined;
     this.skippingLongLine = false;
+    this.problem = undefined;
+    this.lineNo = 0;
   }
 
   /** Feeds a chunk of the current source; returns the complete lines to emit. */
@@ -161,8 +173,10 @@ export class ExpositionMerger {
       } else {
         const line = Buffer.concat([this.tail as Buffer, buf.subarray(0, nl + 1)]);
         this.tail = undefined;
-        if (line.length - 1 > this.maxLine) this.invalid();
-        else this.processRange(line, 0, line.length, out);
+        if (line.length - 1 > this.maxLine) {
+          this.longLineProblem();
+          this.invalid();
+        } else this.processRange(line, 0, line.length, out);
       }
       pos = nl + 1;
     }
@@ -297,6 +311,7 @@ export class ExpositionMerger {
     if (len > this.maxLine) {
       this.tail = undefined;
       this.skippingLongLine = true;
+      this.longLineProblem();
       this.invalid();
       return;
     }
@@ -371,6 +386,11 @@ export class ExpositionMerger {
     (this.stats as SourceStats).invalidLines++;
   }
 
+  /** `validate`: the line that starts a too-long run. */
+  private longLineProblem(): void {
+    if (this.validate && this.problem === undefined) this.problem = `line ${this.lineNo + 1} is longer than ${this.maxLine} bytes`;
+  }
+
   /**
    * Processes complete lines buf[from, to) (`to` is just past a newline); pushes kept runs.
    * Scanning works on a latin1 string of the range (one byte = one char, so offsets map
@@ -385,6 +405,12 @@ export class ExpositionMerger {
     while (ls < len) {
       let nl = str.indexOf('\n', ls);
       if (nl < 0) nl = len - 1;
+      this.lineNo++;
+      if (this.validate && this.problem === undefined) {
+        const e = nl > ls && str.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
+        const line = str.slice(ls, e);
+        if (!isValidExpositionLine(line)) this.problem = describeInvalidLine(this.lineNo, line);
+      }
       const verdict = this.classify(str, ls, nl);
       if (verdict === true) {
         stats.emittedLines++;
@@ -582,23 +608,33 @@ export class ExpositionMerger {
 export class PreparedSourceBuilder {
   private readonly merger: ExpositionMerger;
   private readonly out: Buffer[] = [];
+  private readonly validate: boolean;
 
   constructor(
     private readonly source: string,
     options: MergerOptions,
   ) {
     this.merger = new ExpositionMerger(options);
+    this.validate = options.validate === true;
     this.merger.begin(source);
   }
 
-  write(chunk: Uint8Array): void {
+  /**
+   * Feeds a chunk; returns the first problem that makes the body not an exposition (with
+   * `validate`): NUL bytes, or an invalid or over-long line. Feed no more after one.
+   */
+  write(chunk: Uint8Array): string | undefined {
+    if (this.validate && Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).includes(0)) return 'body contains NUL bytes';
     for (const b of this.merger.write(chunk)) this.out.push(b);
+    return this.merger.problem;
   }
 
-  end(): PreparedSource {
+  /** Ends the source; with `validate`, the problem of its last line (if any) is in `problem`. */
+  end(): PreparedSource & { problem: string | undefined } {
     const end = this.merger.end();
+    const problem = this.merger.problem;
     for (const b of end.out) this.out.push(b);
-    return { source: this.source, out: this.out, stats: end.stats, claims: this.merger.takePendingClaims() };
+    return { source: this.source, out: this.out, stats: end.stats, claims: this.merger.takePendingClaims(), problem };
   }
 }
 
@@ -668,4 +704,18 @@ function isNameStart(c: number): boolean {
 /** A name scanned as latin1 back to its UTF-8 text (quoted names may hold any UTF-8); an own string. */
 function utf8(latin1: string): string {
   return Buffer.from(latin1, 'latin1').toString('utf8');
+}
+
+/**
+ * Checks a whole body as the application's is checked (a validating `PreparedSourceBuilder`):
+ * undefined when it is an exposition, else the first problem (NUL bytes, an invalid or
+ * over-long line, with its number).
+ */
+export function validateExposition(chunks: readonly Uint8Array[]): string | undefined {
+  const builder = new PreparedSourceBuilder('check', { openMetrics: false, validate: true });
+  for (const chunk of chunks) {
+    const problem = builder.write(chunk);
+    if (problem !== undefined) return problem;
+  }
+  return builder.end().problem;
 }

@@ -21,7 +21,6 @@ import type { Logger } from '../log.js';
 import { describeError } from '../errors.js';
 import { isOpenMetrics, responseContentType, rewriteAccept } from './accept.js';
 import type { AppScrapeTarget } from './annotations.js';
-import { ExpositionValidator } from './exposition.js';
 import { consume, discard, get } from './fetch.js';
 import { ExpositionMerger, PreparedSourceBuilder, type PreparedSource, type SourceStats } from './merge.js';
 import type { AgentMetrics, ScrapeSource } from './registry.js';
@@ -334,26 +333,26 @@ export class MergedMetrics {
       }
       const chunks: Buffer[] = [];
       let size = 0;
-      const validator = new ExpositionValidator();
-      const builder = new PreparedSourceBuilder('application', { openMetrics: isOpenMetrics(responseContentType(contentType)) });
+      // Validated and merged on its own in one pass as it arrives (see PreparedSourceBuilder).
+      const builder = new PreparedSourceBuilder('application', { openMetrics: isOpenMetrics(responseContentType(contentType)), validate: true });
+      let prepared: PreparedSource & { problem: string | undefined };
       const invalid = (problem: string) => new SourceError(`application body is not a Prometheus exposition: ${problem}`);
       try {
         await consume(res, (chunk) => {
           size += chunk.length;
           if (size > limit) throw new SourceError(`application metrics body exceeds the ${limit}-byte limit`);
-          const problem = validator.push(chunk);
+          const problem = builder.write(chunk);
           if (problem !== undefined) throw invalid(problem);
           chunks.push(chunk);
-          builder.write(chunk);
         });
-        const problem = validator.end();
-        if (problem !== undefined) throw invalid(problem);
+        prepared = builder.end();
+        if (prepared.problem !== undefined) throw invalid(prepared.problem);
       } catch (err) {
         if (err instanceof SourceError) throw err;
         throw ctl.signal.aborted && ctl.signal.reason instanceof SourceError ? ctl.signal.reason : new SourceError(`application body cut short: ${describeError(err)}`, { cause: err });
       }
       ctl.stopDeadline();
-      return { contentType, chunks, prepared: builder.end() };
+      return { contentType, chunks, prepared };
     });
     return { headers, body };
   }

@@ -1,6 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { ExpositionMerger, PreparedSourceBuilder, type SourceStats } from '../../src/metrics/merge.js';
-import { validateExposition } from '../../src/metrics/exposition.js';
+import { ExpositionMerger, PreparedSourceBuilder, validateExposition, type SourceStats } from '../../src/metrics/merge.js';
 import { parseExposition } from '../support/metrics-parse.js';
 import { ENVOY_FIXTURE, OPENMETRICS_APP_FIXTURE, TEXT_APP_FIXTURE, fixture } from '../support/metrics-servers.js';
 
@@ -185,6 +184,24 @@ describe('validateExposition (the application body check)', () => {
     ['bad descriptor', '# TYPE\n'],
   ])('rejects %s', (_name, body) => {
     expect(validateExposition([Buffer.from(body)])).toMatch(/line|NUL/);
+  });
+
+  test('names the first bad line, wherever the chunks split (CRLF and a missing final newline included)', () => {
+    const body = '# TYPE a gauge\r\na 1\r\n\nb{x="1"} 2\n<oops>\nc 3\n<later>';
+    const want = 'line 5 is not a valid exposition line: "<oops>"';
+    for (let size = 1; size <= body.length; size++) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < body.length; i += size) chunks.push(Buffer.from(body.slice(i, i + size)));
+      expect(validateExposition(chunks)).toBe(want);
+    }
+    expect(validateExposition([Buffer.from('a 1\nb 2')])).toBeUndefined();
+    expect(validateExposition([Buffer.from('a 1\n<last>')])).toBe('line 2 is not a valid exposition line: "<last>"');
+  });
+
+  test('an over-long line is a problem (not buffered whole)', () => {
+    const builder = new PreparedSourceBuilder('app', { openMetrics: false, validate: true, maxLineBytes: 64 });
+    expect(builder.write(Buffer.from('a 1\n'))).toBeUndefined();
+    expect(builder.write(Buffer.from(`b{x="${'y'.repeat(100)}`))).toBe('line 2 is longer than 64 bytes');
   });
 });
 
