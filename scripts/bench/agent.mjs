@@ -22,14 +22,14 @@ export function arg(name, def) {
 }
 
 /** Free ports for admin, status, Envoy's 15021 and 15090 listeners, and the env that uses them. */
-export async function agentEnv(extra = {}) {
+export async function agentEnv(extra = {}, proxyConfig = {}) {
   const [admin, status, envoyStatus, prometheus] = await freePorts(4);
   const env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/root',
     ...SEED_ENV,
     INSTANCE_IP: '127.0.0.1',
-    PROXY_CONFIG: JSON.stringify({ binaryPath: ENVOY, proxyAdminPort: admin, statusPort: status, proxyMetadata: { DNS_AGENT: '' }, terminationDrainDuration: '0.1s' }),
+    PROXY_CONFIG: JSON.stringify({ binaryPath: ENVOY, proxyAdminPort: admin, statusPort: status, proxyMetadata: { DNS_AGENT: '' }, terminationDrainDuration: '0.1s', ...proxyConfig }),
     ENVOY_STATUS_PORT: String(envoyStatus),
     ENVOY_PROMETHEUS_PORT: String(prometheus),
     ...extra,

@@ -2,10 +2,15 @@
 /**
  * The agent's resident memory in a steady state (issue 4: idle RSS ≤ 48,940 KiB, the Go
  * pilot-agent's RSS in the seed's `ps`). Run after `npm run build`:
- *   node scripts/bench/idle.mjs [--scrapes 20] [--settle-s 10] [--prom-fixture <file>]
+ *   node scripts/bench/idle.mjs [--standalone] [--scrapes 20] [--settle-s 10] [--prom-fixture <file>]
  *
- * Execs the launcher as the image does (standalone, the seed pod's args/env, the Envoy double
- * as Envoy serving the real istio-proxy capture on its Prometheus port) and prints VmRSS:
+ * Execs the launcher as the image does, with the seed pod's args/env and the Envoy double as
+ * Envoy serving the real istio-proxy capture on its Prometheus port. By default the agent runs
+ * as in the seed pod, not standalone: the test control plane as istiod's xDS (the double takes
+ * its CDS/LDS through the agent's xDS proxy), the test CA over TLS as istiod's CA (the agent
+ * sends a CSR and serves the chain over SDS, which the double fetches before going LIVE), and
+ * the podinfo files. `--standalone` measures the agent without a control plane.
+ * Prints VmRSS:
  *   1. when `/healthz/ready` first answers 200;
  *   2. after --settle-s seconds without traffic;
  *   3. after --scrapes merged scrapes of `/stats/prometheus` (one every 100 ms, as a busy
@@ -24,12 +29,54 @@ const settleMs = arg('settle-s', 10) * 1000;
 const fixtureArg = process.argv.indexOf('--prom-fixture');
 const promFixture = fixtureArg >= 0 ? path.resolve(process.argv[fixtureArg + 1]) : path.join(ROOT, 'test/fixtures/envoy/stats-prometheus.istio-proxy.datadog.txt');
 
+const standalone = process.argv.includes('--standalone');
+const dist = (rel) => new URL(`file://${path.join(ROOT, 'dist', rel)}`).href;
+const cleanups = [];
 const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-bench-idle-'));
+const extraEnv = { ENVOY_DOUBLE_PROM_FIXTURE: promFixture, ...JSON.parse(process.env.BENCH_CHILD_ENV ?? '{}') };
+let proxyConfig = {};
+if (!standalone) {
+  // The seed pod's control plane, as test/e2e/certificates.test.ts sets it up.
+  const { CaServer, TestCa } = await import(dist('test/support/ca-server.js'));
+  const { ControlPlane, testCluster, testListener } = await import(dist('test/support/control-plane.js'));
+  const { SEED_ANNOTATIONS, SEED_LABELS } = await import(dist('test/support/seed.js'));
+  const token = 'bench-token';
+  const ca = await TestCa.create();
+  const caServer = await CaServer.start({ ca, tokens: { [token]: 'spiffe://cluster.local/ns/jiuxi-ns/sa/default' } });
+  cleanups.push(() => caServer.close());
+  const sds = { api_config_source: { api_type: 'GRPC', set_node_on_first_message_only: true, transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'sds-grpc' } }] }, initial_fetch_timeout: { seconds: 0 }, resource_api_version: 'V3' };
+  const mtls = {
+    ...testCluster('outbound|80||backend.jiuxi-ns.svc.cluster.local', 9),
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+        common_tls_context: {
+          tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: sds }],
+          combined_validation_context: { default_validation_context: {}, validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: sds } },
+        },
+      },
+    },
+  };
+  const cp = await ControlPlane.start({ clusters: [mtls, testCluster('BlackHoleCluster')], listeners: [testListener('virtualOutbound', 15001, 'BlackHoleCluster')], token });
+  cleanups.push(() => cp.close());
+  for (const [rel, content] of Object.entries({
+    'etc/istio/pod/labels': SEED_LABELS,
+    'etc/istio/pod/annotations': SEED_ANNOTATIONS,
+    'var/run/secrets/tokens/istio-token': `${token}\n`,
+    'var/run/secrets/istio/root-cert.pem': ca.rootCertPem,
+  })) {
+    fs.mkdirSync(path.dirname(path.join(cwd, rel)), { recursive: true });
+    fs.writeFileSync(path.join(cwd, rel), content);
+  }
+  Object.assign(extraEnv, { JWT_POLICY: 'third-party-jwt', CA_ADDR: `localhost:${caServer.port}` });
+  proxyConfig = { discoveryAddress: cp.address, controlPlaneAuthPolicy: 'NONE' };
+}
 const {
   env,
   ports: { status },
-} = await agentEnv({ ENVOY_DOUBLE_PROM_FIXTURE: promFixture });
-const child = spawnAgent(AGENT_ARGS, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+} = await agentEnv(extraEnv, proxyConfig);
+const child = spawnAgent(standalone ? AGENT_ARGS : AGENT_ARGS.filter((a) => a !== '--standalone'), { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
 let stderr = '';
 child.stderr.setEncoding('utf8').on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
 const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -78,6 +125,7 @@ try {
   }
   const anon = kib('Anonymous', rollup);
   const total = kib('Rss', rollup);
+  console.log(`${standalone ? 'standalone (no control plane)' : 'as in the seed pod (xDS proxy, CA client, SDS)'}`);
   console.log(`agent RSS when first ready      : ${mib(atReady)}`);
   console.log(`agent RSS idle ${settleMs / 1000} s later         : ${mib(settled)}   (target <= 47.8 MiB = 48,940 KiB, the Go pilot-agent in the seed)`);
   console.log(`after ${scrapes} merged scrapes (${(body / 1024).toFixed(0)} KiB each) + ${settleMs / 1000} s: ${mib(afterScrapes)}`);
@@ -90,5 +138,6 @@ try {
 } finally {
   child.kill('SIGTERM');
   await exited;
+  for (const c of cleanups.reverse()) await c();
   fs.rmSync(cwd, { recursive: true, force: true });
 }

@@ -154,9 +154,14 @@ type StateFn = (l: Lexer) => StateFn | null;
 function isSpace(r: number): boolean {
   return r === 0x20 || r === 0x09 || r === 0x0d || r === 0x0a;
 }
-const ALNUM = /^[\p{L}\p{Nd}_]$/u;
+// ASCII is decided without the Unicode property classes: matching those loads ICU's property
+// tables (about 1 MiB of the binary paged in for good) and every built-in template is ASCII.
+// (V8 parses a regex literal when it is evaluated, so the class is built on first use.)
+let nonAsciiAlnum: RegExp | undefined;
 function isAlphaNumeric(r: number): boolean {
-  return r !== EOF && ALNUM.test(String.fromCodePoint(r));
+  if (r < 0x80) return r === 0x5f || (r >= 0x30 && r <= 0x39) || ((r | 0x20) >= 0x61 && (r | 0x20) <= 0x7a);
+  nonAsciiAlnum ??= new RegExp('^[\\p{L}\\p{Nd}]$', 'u');
+  return nonAsciiAlnum.test(String.fromCodePoint(r));
 }
 function isSpaceAt(s: string, i: number): boolean {
   return i < s.length && isSpace(s.charCodeAt(i));
