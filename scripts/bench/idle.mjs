@@ -130,11 +130,24 @@ try {
   console.log(`agent RSS idle ${settleMs / 1000} s later         : ${mib(settled)}   (target <= 47.8 MiB = 48,940 KiB, the Go pilot-agent in the seed)`);
   console.log(`after ${scrapes} merged scrapes (${(body / 1024).toFixed(0)} KiB each) + ${settleMs / 1000} s: ${mib(afterScrapes)}`);
   console.log(`  of which: node binary pages ${mib(nodeBinary)}, other files ${mib(total - anon - nodeBinary)}, anonymous ${mib(anon)}`);
-  // For scale: a bare node doing nothing, with the launcher's flags.
-  const bare = spawn(process.execPath, [...LAUNCHER_NODE_FLAGS, '-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore' });
-  await sleep(1500);
-  console.log(`(a bare \`node\` with the same flags: ${mib(kib('VmRSS', fs.readFileSync(`/proc/${bare.pid}/status`, 'utf8')))})`);
-  bare.kill();
+  // For scale, with the launcher's flags: a bare node doing nothing, and a node that only loads
+  // the libraries the agent cannot do without (grpc-js, protobufjs) and opens what it serves
+  // (an HTTP server, an HTTP/2 server, a gRPC server; node:tls loaded), running nothing.
+  const floorScript = `
+    const http = require('node:http'), http2 = require('node:http2'); require('node:tls');
+    const grpc = require('@grpc/grpc-js'); require('protobufjs');
+    http.createServer().listen(0, '127.0.0.1'); http2.createServer().listen(0, '127.0.0.1');
+    new grpc.Server().bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), () => {});
+    setTimeout(() => process.exit(0), 5000);`;
+  for (const [label, args] of [
+    ['a bare `node`', ['-e', 'setTimeout(() => {}, 5000)']],
+    ['a node with only grpc-js, protobufjs, and idle http/http2/gRPC servers', ['-e', floorScript]],
+  ]) {
+    const p = spawn(process.execPath, [...LAUNCHER_NODE_FLAGS, ...args], { stdio: 'ignore', cwd: ROOT });
+    await sleep(1500);
+    console.log(`(${label}, same flags: ${mib(kib('VmRSS', fs.readFileSync(`/proc/${p.pid}/status`, 'utf8')))})`);
+    p.kill();
+  }
 } finally {
   child.kill('SIGTERM');
   await exited;
