@@ -73,7 +73,7 @@ try {
   console.log(`admin delay ${adminDelay} ms; ${total} probes at ${rate}/s over ${seconds}s`);
   console.log(`/healthz/ready latency: p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${ms[ms.length - 1].toFixed(2)} ms (target p99 <= 5 ms)`);
   console.log(`status codes: ${JSON.stringify(codes)}; last reason: ${reason}`);
-  console.log(`agent RSS idle (before load): ${(Number(rss) / 1024).toFixed(1)} MiB (Go pilot-agent in the seed: 47.8 MiB)`);
+  console.log(`agent RSS idle (before load, standalone; scripts/bench/idle.mjs measures the seed configuration): ${(Number(rss) / 1024).toFixed(1)} MiB`);
 } finally {
   agentPool.destroy();
   child.kill('SIGTERM');
