@@ -166,6 +166,8 @@ describe('workload certificates: agent + Envoy double + control plane + CA', () 
     expect(live.ads?.cds.names).toEqual(['BlackHoleCluster', MTLS_CLUSTER]);
 
     // Envoy's own order (its stderr, forwarded line by line by the agent): both secrets, then init done.
+    // The double writes LIVE to its state file before its log line has come through the agent.
+    await a.waitForLog(/all dependencies initialized\. starting workers/);
     const err = a.stderr;
     const initDone = err.indexOf('all dependencies initialized. starting workers');
     const gotDefault = err.search(/sds: secret 'default' updated to version/);

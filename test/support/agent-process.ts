@@ -58,7 +58,26 @@ export class AgentProcess {
       this.stderr += d;
       this.notify();
     });
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // Resolved once the agent's output has been read to the end ('close'), so a test that checks
+    // stderr after `waitExit()` sees every line. 'exit' can come first, with output still in the
+    // pipe; a child that inherited the pipe and outlived the agent would hold 'close' back, so
+    // after 'exit' it waits at most 2 s for it.
+    this.exited = new Promise((resolve) => {
+      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      let grace: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        clearTimeout(grace);
+        if (exit) resolve(exit);
+      };
+      child.once('exit', (code, signal) => {
+        exit = { code, signal };
+        grace = setTimeout(done, 2000);
+      });
+      child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+        exit ??= { code, signal };
+        done();
+      });
+    });
     void this.exited.then(() => this.notify());
   }
 
