@@ -143,7 +143,7 @@ try {
     ['a bare `node`', ['-e', 'setTimeout(() => {}, 5000)']],
     ['a node with only grpc-js, protobufjs, and idle http/http2/gRPC servers', ['-e', floorScript]],
   ]) {
-    const p = spawn(process.execPath, [...LAUNCHER_NODE_FLAGS, ...args], { stdio: 'ignore', cwd: ROOT });
+    const p = spawn(process.execPath, [...LAUNCHER_NODE_FLAGS, ...args], { stdio: 'ignore', cwd: ROOT, env: { PATH: env.PATH } }); // the agent's clean env
     await sleep(1500);
     console.log(`(${label}, same flags: ${mib(kib('VmRSS', fs.readFileSync(`/proc/${p.pid}/status`, 'utf8')))})`);
     p.kill();
