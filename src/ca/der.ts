@@ -2,7 +2,7 @@
  * PURE: a minimal DER encoder (ITU-T X.690), just what the workload CSR (`./csr.ts`) needs:
  * definite lengths (short and long form), SEQUENCE, SET OF, non-negative INTEGER, OBJECT
  * IDENTIFIER from a dotted string, NULL, BOOLEAN, OCTET STRING, BIT STRING (whole bytes),
- * IA5String, context-specific tags [0]..[30], and PEM framing.
+ * IA5String content (for an IMPLICIT tag), context-specific tags [0]..[30], and PEM framing.
  *
  * Every function returns a fresh Buffer holding one complete TLV (or, for `pem`, text).
  * Inputs that cannot be encoded (a negative length, a malformed OID, a non-ASCII IA5String)
@@ -92,10 +92,6 @@ export function ia5Bytes(text: string): Buffer {
     }
   }
   return Buffer.from(text, 'latin1');
-}
-
-export function ia5String(text: string): Buffer {
-  return tlv(0x16, ia5Bytes(text));
 }
 
 /**

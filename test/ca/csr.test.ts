@@ -18,7 +18,7 @@ import {
   boolean,
   contextSpecific,
   encodeLength,
-  ia5String,
+  ia5Bytes,
   integer,
   nullValue,
   objectIdentifier,
@@ -139,16 +139,16 @@ describe('DER encoder (hand-computed bytes)', () => {
     expect(hex(sequence())).toBe('3000');
     expect(hex(sequence(integer(0), nullValue()))).toBe('30050201000500');
     expect(hex(setOf(integer(2), integer(1)))).toBe('3106020101020102');
-    expect(hex(ia5String('a:/b'))).toBe('1604613a2f62');
+    expect(hex(ia5Bytes('a:/b'))).toBe('613a2f62');
     expect(hex(contextSpecific(6, Buffer.from('ab'), false))).toBe('86026162');
     expect(hex(contextSpecific(0, sequence(), true))).toBe('a0023000');
     expect(() => contextSpecific(31, Buffer.alloc(0), false)).toThrow(RangeError);
   });
 
   test('IA5String refuses non-ASCII, naming the string and the character', () => {
-    expect(() => ia5String('spiffe://td/ns/café/sa/x')).toThrow('cannot encode "spiffe://td/ns/café/sa/x" as an IA5String (ASCII only): character "é" (U+00E9) at index 18');
-    expect(() => ia5String('a\u{1F600}')).toThrow('character "\u{1F600}" (U+1F600) at index 1');
-    expect(hex(ia5String('\x7f'))).toBe('16017f');
+    expect(() => ia5Bytes('spiffe://td/ns/café/sa/x')).toThrow('cannot encode "spiffe://td/ns/café/sa/x" as an IA5String (ASCII only): character "é" (U+00E9) at index 18');
+    expect(() => ia5Bytes('a\u{1F600}')).toThrow('character "\u{1F600}" (U+1F600) at index 1');
+    expect(hex(ia5Bytes('\x7f'))).toBe('7f');
   });
 
   test('PEM: BEGIN/END lines, base64 in 64-character lines, a final newline', () => {
