@@ -26,12 +26,14 @@ async function server(handler: http.RequestListener): Promise<TestHttpServer> {
 const TIMEOUT_PREFIX = 'Error: timeout waiting for Envoy proxy to become ready. Last error: ';
 
 describe('wait', () => {
-  test('a server that becomes ready after 1.2 s: exit 0 after the third attempt, ~1.5 s', async () => {
+  test('a server that is ready at the third attempt: exit 0 then, ~1.5 s in', async () => {
     let t0 = 0;
     const at: number[] = [];
+    // Ready by attempt count, not by clock: a loaded machine delays timers, and the test is about
+    // the schedule (one period before every attempt), which the gaps below check.
     const s = await server((_req, res) => {
       at.push(performance.now() - t0);
-      if ((at.at(-1) as number) >= 1200) {
+      if (at.length >= 3) {
         res.writeHead(200).end();
       } else {
         res.writeHead(503, { 'content-type': 'text/plain' }).end('workers have not yet started\n');
@@ -41,7 +43,8 @@ describe('wait', () => {
     const r = await runInProcess(['wait', '--url', s.url()]);
     expect(r.code).toBe(0);
     // Istio's timing: every attempt, the first included, comes one period (500 ms) after the
-    // previous step; so attempts at ~0.5 s and ~1.0 s fail and the one at ~1.5 s passes.
+    // previous step; so attempts at ~0.5 s and ~1.0 s fail and the one at ~1.5 s passes, and
+    // there is no fourth.
     expect(at[0]).toBeGreaterThanOrEqual(495);
     for (let i = 1; i < at.length; i++) expect((at[i] as number) - (at[i - 1] as number)).toBeGreaterThanOrEqual(495);
     expect(at.length).toBe(3);
