@@ -8,7 +8,7 @@ import { describe, expect, test } from '@jest/globals';
 import { createPublicKey } from 'node:crypto';
 import { generateCsr } from '../../src/ca/csr.js';
 import { caServerName, certOptionsFromConfig, spiffeIdentity, tokenPathFor } from '../../src/ca/options.js';
-import { uriSans, x509 } from '../../src/ca/x509.js';
+import { uriSans, x509 } from '../support/x509.js';
 import { ConfigError } from '../../src/errors.js';
 import { seedConfig } from '../support/config.js';
 

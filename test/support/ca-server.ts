@@ -24,7 +24,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { certOptionsFromConfig, type CertOptions } from '../../src/ca/options.js';
 import { CREATE_CERTIFICATE_PATH, decodeCertificateRequest, encodeCertificateResponse, type IstioCertificateRequest, type IstioCertificateResponse } from '../../src/ca/proto.js';
-import { uriSans, x509, type X509 } from '../../src/ca/x509.js';
+import { uriSans, x509, type X509 } from './x509.js';
 import { seedConfig } from './config.js';
 
 type CryptoKey = webcrypto.CryptoKey;

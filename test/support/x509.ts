@@ -1,5 +1,5 @@
 /**
- * The one entry point to `@peculiar/x509` (CSR building, certificate parsing and, in tests,
+ * Tests' one entry point to `@peculiar/x509` (certificate and CSR parsing, and
  * signing): installs the Reflect polyfill it needs, then loads it and points it at Node's
  * WebCrypto. The package is loaded with `require` after the polyfill's body has run: with a
  * static import, loaders that evaluate CommonJS dependencies while linking (Jest's ESM) would
