@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import { FrameScanner, FramingError, MessageReader, decodeGrpcMessage, encodeGrpcMessage, frameMessage } from '../../src/xds/grpc-wire.js';
-import { expectedTermination } from '../../src/xds/proxy.js';
+import { expectedTermination } from '../../src/xds/grpc-status.js';
 
 const msgs = [Buffer.from('a'), Buffer.alloc(0), Buffer.alloc(70_000, 7), Buffer.from('last message')];
 const stream = Buffer.concat(msgs.map(frameMessage));
