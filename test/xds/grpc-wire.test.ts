@@ -35,6 +35,7 @@ describe('framing', () => {
   test('compressed or oversized messages are refused', () => {
     expect(() => new MessageReader().push(Buffer.from([1, 0, 0, 0, 1, 9]))).toThrow(FramingError);
     expect(() => new MessageReader(10).push(Buffer.from([0, 0, 0, 0, 11]))).toThrow('exceeds 10');
+    expect(() => new MessageReader(10).push(Buffer.from([0, 0, 0, 0, 11]))).toThrow(expect.objectContaining({ code: 'XDS_GRPC_FRAMING', name: 'FramingError' }));
   });
 });
 
