@@ -82,6 +82,7 @@ export class LineFramer {
       sink.tooLong();
       return;
     }
+    // Copy: the tail must not pin the (possibly large) chunk it came from.
     this.tail = this.tail === undefined ? Buffer.from(part) : Buffer.concat([this.tail, part]);
   }
 }
