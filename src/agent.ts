@@ -13,7 +13,7 @@ import { EnvoyAdminClient } from './envoy/admin.js';
 import { EnvoySupervisor } from './supervisor/supervisor.js';
 import { hotRestartBaseId } from './supervisor/hot-restart.js';
 import { ReadinessTracker } from './status/ready.js';
-import { formatGoDuration } from './config/duration.js';
+import { formatGoDuration } from './go/duration.js';
 import type { AgentXds } from './xds/agent-xds.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/registry.js';
 import { createAgentRuntimeMetrics } from './metrics/agent.js';

@@ -23,7 +23,10 @@ export type ErrorCode =
   | 'SDS_LISTEN_FAILED'
   | 'WAIT_TIMEOUT'
   | 'REQUEST_FAILED'
-  | 'XDS_PROXY_LISTEN_FAILED';
+  | 'XDS_PROXY_LISTEN_FAILED'
+  | 'XDS_WIRE_MALFORMED'
+  | 'XDS_GRPC_FRAMING'
+  | 'XDS_DIAL_FAILED';
 
 export interface AgentErrorOptions {
   cause?: unknown;
@@ -51,6 +54,30 @@ export class ConfigError extends AgentError {
   constructor(message: string, options: AgentErrorOptions = {}) {
     super('AGENT_CONFIG_INVALID', message, options);
     this.name = 'ConfigError';
+  }
+}
+
+/** Malformed protobuf wire bytes from an xDS peer (messages are walked, never decoded). */
+export class WireError extends AgentError {
+  constructor(message: string, options: AgentErrorOptions = {}) {
+    super('XDS_WIRE_MALFORMED', message, options);
+    this.name = 'WireError';
+  }
+}
+
+/** A gRPC message frame the xDS proxy cannot take (compressed, or over the size limit). */
+export class FramingError extends AgentError {
+  constructor(message: string, options: AgentErrorOptions = {}) {
+    super('XDS_GRPC_FRAMING', message, options);
+    this.name = 'FramingError';
+  }
+}
+
+/** An upstream xDS stream could not be opened; the message names the culprit (file, address, cause). */
+export class XdsDialError extends AgentError {
+  constructor(message: string, options: AgentErrorOptions = {}) {
+    super('XDS_DIAL_FAILED', message, options);
+    this.name = 'XdsDialError';
   }
 }
 

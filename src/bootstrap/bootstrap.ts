@@ -11,7 +11,7 @@ import type { AgentConfig } from '../config/load.js';
 import { AgentError, ConfigError } from '../errors.js';
 import { builtinTemplatePath } from '../paths.js';
 import { templateData } from './data.js';
-import { parseTemplate, type Template } from './gotemplate.js';
+import { parseTemplate, type Template } from './gotemplate/index.js';
 import type { NodeIdentity } from './node.js';
 
 export const SPIFFE_UDS_DIR = './var/run/secrets/workload-spiffe-uds';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { isIP } from 'node:net';
 import { parseJsonOrYaml } from './json-or-yaml.js';
 import { AgentError, ConfigError } from '../errors.js';
-import { parseGoDuration } from './duration.js';
+import { parseGoDuration } from '../go/duration.js';
 import { parseFlags, parseGoBool } from './flags.js';
 import { PROXY_ENV, PROXY_FLAGS, type EnvSpec } from './options.js';
 import {

@@ -5,7 +5,7 @@
  */
 import { parseJsonOrYaml } from './json-or-yaml.js';
 import { ConfigError } from '../errors.js';
-import { formatProtoDuration, parseGoDuration } from './duration.js';
+import { formatProtoDuration, parseGoDuration } from '../go/duration.js';
 
 export interface StatsMatcher {
   inclusionPrefixes?: string[];

@@ -22,7 +22,8 @@ import { describeError } from '../errors.js';
 import { isOpenMetrics, responseContentType, rewriteAccept } from './accept.js';
 import type { AppScrapeTarget } from './annotations.js';
 import { consume, discard, get } from './fetch.js';
-import { ExpositionMerger, PreparedSourceBuilder, type PreparedSource, type SourceStats } from './merge.js';
+import { ExpositionMerger, type PreparedSource, type SourceStats } from './merge.js';
+import { PreparedSourceBuilder } from './prepared.js';
 import type { AgentMetrics, ScrapeSource } from './registry.js';
 
 export const DEFAULT_APP_BODY_LIMIT = 10 * 1024 * 1024;

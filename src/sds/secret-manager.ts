@@ -22,7 +22,7 @@ import { X509Certificate } from 'node:crypto';
 import type { IssuedCertificate, CheckedChain } from '../ca/chain.js';
 import { NO_CA_METRICS, type CaMetrics } from '../ca/metrics.js';
 import type { RotationOptions } from '../ca/options.js';
-import { formatGoDuration } from '../config/duration.js';
+import { formatGoDuration } from '../go/duration.js';
 import { AgentError, describeError } from '../errors.js';
 import { sleep } from '../lifecycle/abort.js';
 import { Backoff, type BackoffOptions } from '../lifecycle/backoff.js';

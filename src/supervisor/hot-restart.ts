@@ -24,7 +24,7 @@ import http from 'node:http';
 import type { EnvoyExit, EnvoyProcess } from '../envoy/process.js';
 import type { Logger } from '../log.js';
 import { sleep } from '../lifecycle/abort.js';
-import { formatGoDuration } from '../config/duration.js';
+import { formatGoDuration } from '../go/duration.js';
 
 export interface HotRestartSettings {
   /** ProxyConfig parentShutdownDuration: how long the parent may outlive the child's start of service. */

@@ -34,7 +34,7 @@ import type { Logger } from '../log.js';
 import { AgentError } from '../errors.js';
 import { Backoff, SlidingWindowBudget } from '../lifecycle/backoff.js';
 import { aborted, sleep } from '../lifecycle/abort.js';
-import { formatGoDuration } from '../config/duration.js';
+import { formatGoDuration } from '../go/duration.js';
 import { HandOver, type HotRestartSettings } from './hot-restart.js';
 
 export type SupervisorState = 'idle' | 'starting' | 'running' | 'handover' | 'backoff' | 'terminating' | 'stopped';

@@ -7,6 +7,7 @@
  * `FrameScanner` only follows message boundaries in a byte stream it never keeps (for responses,
  * forwarded chunk by chunk as they arrive).
  */
+import { FramingError } from '../errors.js';
 
 export const GRPC_STATUS_NAMES = [
   'OK',
@@ -43,9 +44,7 @@ export function statusName(code: number): string {
   return GRPC_STATUS_NAMES[code] ?? String(code);
 }
 
-export class FramingError extends Error {
-  override name = 'FramingError';
-}
+export { FramingError } from '../errors.js';
 
 /** One uncompressed gRPC message frame. */
 export function frameMessage(payload: Uint8Array): Buffer {

@@ -2,6 +2,8 @@
  * The xDS proxy (SPEC §7.1, §7.2): an ADS server for Envoy on the UDS `<configPath>/XDS` that
  * forwards every Envoy stream to one upstream stream of the same kind (SotW↔SotW,
  * Delta↔Delta) to the control plane, dialled at that moment.
+ * This file is the server (downstream side); each stream is a `ProxyConnection`
+ * (./connection.ts); statuses are mapped in ./grpc-status.ts.
  *
  * It speaks gRPC's HTTP/2 protocol itself (node:http2) so that payloads are never decoded:
  * - Responses are cut through: each HTTP/2 DATA chunk from the control plane is written to Envoy
@@ -30,13 +32,16 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { AgentError, describeError } from '../errors.js';
-import { AGENT_VERSION } from '../version.js';
-import { ADS_METHOD, LISTENER_TYPE, healthRequest, replaceNode, shortType, summarizeRequest, type HealthReport, type XdsNode, type XdsStreamKind } from './messages.js';
-import { FrameScanner, MessageReader, Status, decodeGrpcMessage, encodeGrpcMessage, frameMessage, statusName } from './grpc-wire.js';
-import { UPSTREAM_WINDOW_BYTES, XdsDialError, upstreamDial, type XdsUpstreamSettings } from './upstream.js';
+import { ADS_METHOD, type HealthReport, type XdsNode, type XdsStreamKind } from './messages.js';
+import { Status } from './grpc-wire.js';
+import { OK, respondTrailersOnly } from './grpc-status.js';
+import { type ConnectionHost, ProxyConnection, nodeKey } from './connection.js';
+import type { XdsUpstreamSettings } from './upstream.js';
 import type { TerminationType, XdsProxyMetrics } from './metrics.js';
 
 export type { HealthReport, XdsNode, XdsStreamKind } from './messages.js';
+export type { EndStatus } from './grpc-status.js';
+export { expectedTermination } from './grpc-status.js';
 
 export interface XdsProxyOptions {
   /** Absolute path of the UDS Envoy dials (`<configPath>/XDS`); a stale socket is replaced. */
@@ -56,9 +61,6 @@ export interface XdsProxyOptions {
   keepaliveMs?: number;
 }
 
-/** Bytes of responses that may wait for Envoy before the upstream stream is paused. */
-const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-
 export interface XdsProxyStatus {
   /** The active Envoy stream, if any. */
   active?: { id: number; kind: XdsStreamKind; upstreamConnected: boolean; ldsForwarded: boolean };
@@ -70,13 +72,7 @@ export interface XdsProxyStatus {
   resetPending: boolean;
 }
 
-export interface EndStatus {
-  code: number;
-  details: string;
-}
-const OK: EndStatus = { code: Status.OK, details: '' };
-
-export class XdsProxy {
+export class XdsProxy implements ConnectionHost {
   private readonly server: http2.Http2Server;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private active: ProxyConnection | undefined;
@@ -265,369 +261,4 @@ function removeStaleSocket(p: string): void {
   }
   if (!st.isSocket()) throw new Error(`${p} exists and is not a socket`);
   fs.unlinkSync(p);
-}
-
-function nodeKey(node: XdsNode): string {
-  return JSON.stringify(node);
-}
-
-const GRPC_HEADERS = { ':status': 200, 'content-type': 'application/grpc' } as const;
-
-function statusHeaders(s: EndStatus): Record<string, string> {
-  return { 'grpc-status': String(s.code), ...(s.details ? { 'grpc-message': encodeGrpcMessage(s.details) } : {}) };
-}
-
-function respondTrailersOnly(stream: http2.ServerHttp2Stream, s: EndStatus): void {
-  if (stream.destroyed || stream.closed || stream.headersSent) return;
-  try {
-    stream.respond({ ...GRPC_HEADERS, ...statusHeaders(s) }, { endStream: true });
-  } catch {
-    // the peer is gone
-  }
-}
-
-/** gRPC's mapping of a non-200 HTTP status (PROTOCOL-HTTP2 / http-grpc-status-mapping). */
-function statusFromHttp(code: number): number {
-  if (code === 400) return Status.INTERNAL;
-  if (code === 401) return 16;
-  if (code === 403) return 7;
-  if (code === 404) return Status.UNIMPLEMENTED;
-  if (code === 429 || code === 502 || code === 503 || code === 504) return Status.UNAVAILABLE;
-  return Status.UNKNOWN;
-}
-
-/**
- * Istio's classification of a stream end (`istiogrpc.GRPCErrorType`): OK, CANCELLED,
- * DEADLINE_EXCEEDED and UNAVAILABLE for a peer going away are expected (`type="cancelled"`);
- * anything else is an error (`type="error"`).
- */
-export function expectedTermination(s: EndStatus): boolean {
-  if (s.code === Status.OK || s.code === Status.CANCELLED || s.code === 4) return true;
-  return s.code === Status.UNAVAILABLE && /client disconnected|transport is closing|error reading from server: EOF/.test(s.details);
-}
-
-function statusFromHeaders(h: http2.IncomingHttpHeaders): EndStatus | undefined {
-  const raw = h['grpc-status'];
-  if (raw === undefined) return undefined;
-  const code = Number(raw);
-  const msg = h['grpc-message'];
-  return { code: Number.isInteger(code) ? code : Status.UNKNOWN, details: typeof msg === 'string' ? decodeGrpcMessage(msg) : '' };
-}
-
-/**
- * One Envoy stream and its upstream stream. States: dialing → open (upstream session connected)
- * → closed. `close()` is the only exit and is idempotent: it cancels the upstream stream, closes
- * its session, ends Envoy's stream with the given status and unregisters from the proxy.
- */
-class ProxyConnection {
-  private state: 'dialing' | 'open' | 'closed' = 'dialing';
-  private session: http2.ClientHttp2Session | undefined;
-  private upstream: http2.ClientHttp2Stream | undefined;
-  private readonly queue: Buffer[] = [];
-  private readonly reader = new MessageReader();
-  private readonly scanner = new FrameScanner();
-  private dialTimer: NodeJS.Timeout | undefined;
-  private keepalive: NodeJS.Timeout | undefined;
-  private upstreamStatus: EndStatus | undefined;
-  private paused = false;
-  private upstreamError: string | undefined;
-  private firstForwarded = false;
-  ldsForwarded = false;
-  /** JSON of the node put on this stream's first upstream request. */
-  sentNodeKey: string | undefined;
-  private readonly log: Logger;
-
-  constructor(
-    private readonly proxy: XdsProxy,
-    readonly id: number,
-    readonly kind: XdsStreamKind,
-    private readonly downstream: http2.ServerHttp2Stream,
-  ) {
-    this.log = proxy.log;
-  }
-
-  get upstreamConnected(): boolean {
-    return this.state === 'open';
-  }
-
-  get closed(): boolean {
-    return this.state === 'closed';
-  }
-
-  start(): void {
-    const d = this.downstream;
-    d.on('data', (chunk: Buffer) => this.onDownstreamData(chunk));
-    d.on('end', () => this.envoyGone('cancelled', 'Envoy closed the stream'));
-    d.on('aborted', () => this.envoyGone('cancelled', 'Envoy cancelled the stream'));
-    d.on('error', (err: Error) => this.envoyGone('error', describeError(err)));
-    d.on('close', () => {
-      const code = d.rstCode;
-      if (code === http2.constants.NGHTTP2_CANCEL || code === http2.constants.NGHTTP2_NO_ERROR) this.envoyGone('cancelled', 'Envoy closed the stream');
-      else this.envoyGone('error', `stream reset by Envoy (HTTP/2 error ${code})`);
-    });
-    void this.dial();
-  }
-
-  private envoyGone(type: TerminationType, why: string): void {
-    if (this.state === 'closed') return;
-    if (type === 'error') this.log.warn(`xDS stream ${this.id}: downstream terminated with unexpected error: ${why}`);
-    else this.log.debug(`xDS stream ${this.id}: downstream terminated: ${why}`);
-    this.proxy.countTermination('envoy', type);
-    this.close(OK);
-  }
-
-  // ---- upstream --------------------------------------------------------------------------------
-
-  private async dial(): Promise<void> {
-    const { options } = this.proxy;
-    let headers: Record<string, string>;
-    let dial: Awaited<ReturnType<typeof upstreamDial>>;
-    try {
-      headers = await options.headers();
-      dial = await upstreamDial(options.upstream);
-    } catch (err) {
-      this.dialFailed(err instanceof XdsDialError ? err.message : describeError(err));
-      return;
-    }
-    if (this.state === 'closed') return;
-    const session = http2.connect(dial.url, dial.options);
-    this.session = session;
-    this.dialTimer = setTimeout(() => this.dialFailed(`no connection within ${this.proxy.dialTimeoutMs}ms (dial timeout)`), this.proxy.dialTimeoutMs);
-    session.on('error', (err) => {
-      if (this.state === 'dialing') this.dialFailed(describeError(err));
-      else this.upstreamError = describeError(err);
-    });
-    session.once('connect', () => this.connected(session));
-    const reqHeaders: http2.OutgoingHttpHeaders = {
-      ...headers,
-      ':method': 'POST',
-      ':path': ADS_METHOD[this.kind],
-      ':authority': dial.authority,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'user-agent': `pilot-agent/${AGENT_VERSION}`,
-    };
-    let req: http2.ClientHttp2Stream;
-    try {
-      req = session.request(reqHeaders);
-    } catch (err) {
-      this.dialFailed(describeError(err));
-      return;
-    }
-    this.upstream = req;
-    req.on('response', (h) => this.onUpstreamHeaders(h));
-    req.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
-    req.on('trailers', (t) => (this.upstreamStatus ??= statusFromHeaders(t)));
-    req.on('error', (err) => (this.upstreamError ??= describeError(err)));
-    // The upstream is done when its side ends (status in trailers), or when the stream dies.
-    req.on('end', () => this.onUpstreamClose(req));
-    req.on('close', () => this.onUpstreamClose(req));
-    for (const msg of this.queue.splice(0)) this.forward(msg);
-  }
-
-  private connected(session: http2.ClientHttp2Session): void {
-    if (this.state !== 'dialing') return;
-    clearTimeout(this.dialTimer);
-    this.state = 'open';
-    try {
-      session.setLocalWindowSize(UPSTREAM_WINDOW_BYTES); // the connection window too, not only each stream's
-    } catch {
-      // the session is already going away
-    }
-    this.log.info(`xDS stream ${this.id} (${this.kind}): connected to upstream XDS server ${this.proxy.options.upstream.address}`);
-    const every = this.proxy.keepaliveMs;
-    if (every > 0) {
-      this.keepalive = setInterval(() => {
-        const timer = setTimeout(() => session.destroy(new Error(`keepalive ping not answered within 10s`)), 10_000);
-        timer.unref();
-        try {
-          session.ping(() => clearTimeout(timer));
-        } catch {
-          clearTimeout(timer);
-        }
-      }, every);
-      this.keepalive.unref();
-    }
-  }
-
-  private dialFailed(cause: string): void {
-    if (this.state !== 'dialing') return;
-    const address = this.proxy.options.upstream.address;
-    this.proxy.options.metrics?.istiodConnectionFailures.inc();
-    this.log.error(`xDS stream ${this.id}: failed to connect to upstream ${address}: ${cause}`);
-    this.close({ code: Status.UNAVAILABLE, details: `failed to connect to upstream ${address}: ${cause}` });
-  }
-
-  private onUpstreamHeaders(h: http2.IncomingHttpHeaders): void {
-    if (this.state === 'closed') return;
-    const httpStatus = Number(h[':status']);
-    if (httpStatus !== 200) {
-      this.upstreamStatus ??= { code: statusFromHttp(httpStatus), details: `upstream answered HTTP ${httpStatus}` };
-      return;
-    }
-    const trailersOnly = statusFromHeaders(h);
-    if (trailersOnly) {
-      this.upstreamStatus ??= trailersOnly;
-      return;
-    }
-    this.sendDownstreamHeaders();
-  }
-
-  private onUpstreamData(chunk: Buffer): void {
-    if (this.state === 'closed') return;
-    const done = this.scanner.push(chunk);
-    if (done.length > 0) {
-      this.proxy.options.metrics?.responses.inc(done.length);
-      if (this.log.isLevelEnabled('debug')) for (const n of done) this.log.debug(`xDS stream ${this.id}: upstream response of ${n} bytes`);
-    }
-    this.sendDownstreamHeaders();
-    const d = this.downstream;
-    if (d.destroyed || d.closed) return;
-    d.write(chunk);
-    // Node's 16 KiB high-water mark would stop the upstream after every chunk; allow a few MiB in flight.
-    if (d.writableLength > MAX_BUFFERED_BYTES && !this.paused) {
-      const up = this.upstream;
-      this.paused = true;
-      up?.pause();
-      d.once('drain', () => {
-        this.paused = false;
-        up?.resume();
-      });
-    }
-  }
-
-  private onUpstreamClose(req: http2.ClientHttp2Stream): void {
-    if (this.state === 'closed') return;
-    let s = this.upstreamStatus;
-    let expected: boolean;
-    if (s) {
-      expected = expectedTermination(s);
-    } else {
-      // No status: the stream was reset or the connection went away (istiod restarting, a network
-      // cut). Envoy gets UNAVAILABLE; as in Istio, a plain close or cancel is an expected end.
-      const rst = req.rstCode ?? http2.constants.NGHTTP2_NO_ERROR;
-      const reset = rst !== http2.constants.NGHTTP2_NO_ERROR && rst !== http2.constants.NGHTTP2_CANCEL;
-      const why = this.upstreamError ?? (reset ? `stream reset by upstream (HTTP/2 error ${rst})` : 'upstream connection closed');
-      s = { code: Status.UNAVAILABLE, details: why };
-      expected = !reset && this.upstreamError === undefined;
-    }
-    if (this.state === 'dialing') {
-      this.dialFailed(s.details || statusName(s.code));
-      return;
-    }
-    this.proxy.countTermination('istiod', expected ? 'cancelled' : 'error');
-    if (expected) this.log.info(`xDS stream ${this.id}: upstream terminated: ${statusName(s.code)}${s.details ? `: ${s.details}` : ''}`);
-    else this.log.warn(`xDS stream ${this.id}: upstream terminated with unexpected error: ${statusName(s.code)}: ${s.details}`);
-    this.close(s);
-  }
-
-  // ---- requests (Envoy → control plane) ------------------------------------------------------
-
-  private onDownstreamData(chunk: Buffer): void {
-    if (this.state === 'closed') return;
-    let messages: Buffer[];
-    try {
-      messages = this.reader.push(chunk);
-    } catch (err) {
-      this.malformedRequest(describeError(err));
-      return;
-    }
-    for (const m of messages) {
-      if (this.closed) return; // forwarding can end the connection (a malformed request)
-      if (!this.upstream) this.queue.push(m);
-      else this.forward(m);
-    }
-  }
-
-  private malformedRequest(why: string): void {
-    this.log.warn(`xDS stream ${this.id}: malformed request from Envoy: ${why}`);
-    this.proxy.countTermination('envoy', 'error');
-    this.close({ code: Status.INVALID_ARGUMENT, details: `malformed request: ${why}` });
-  }
-
-  private forward(req: Buffer): void {
-    let typeUrl: string;
-    try {
-      typeUrl = summarizeRequest(this.kind, req).typeUrl;
-    } catch (err) {
-      this.malformedRequest(describeError(err));
-      return;
-    }
-    let out = req;
-    if (!this.firstForwarded) {
-      this.firstForwarded = true;
-      const node = this.proxy.options.node();
-      this.sentNodeKey = nodeKey(node);
-      out = replaceNode(this.kind, req, node);
-    }
-    this.writeUpstream(out, typeUrl);
-    if (!this.ldsForwarded && typeUrl === LISTENER_TYPE) {
-      this.ldsForwarded = true;
-      const h = this.proxy.latestHealth();
-      if (h) this.writeUpstream(healthRequest(this.kind, h), 'health');
-    }
-  }
-
-  sendHealth(report: HealthReport): void {
-    if (this.state === 'closed' || !this.ldsForwarded) return;
-    this.writeUpstream(healthRequest(this.kind, report), 'health');
-  }
-
-  private writeUpstream(msg: Buffer, what: string): void {
-    const up = this.upstream;
-    if (!up || this.state === 'closed' || up.destroyed) return;
-    this.proxy.options.metrics?.requests.inc();
-    if (this.log.isLevelEnabled('debug')) this.log.debug(`xDS stream ${this.id}: request ${shortType(what)}`);
-    up.write(frameMessage(msg));
-  }
-
-  // ---- ending --------------------------------------------------------------------------------
-
-  private headersSent = false;
-
-  private sendDownstreamHeaders(): void {
-    const d = this.downstream;
-    if (this.headersSent || d.destroyed || d.closed || d.headersSent) return;
-    this.headersSent = true;
-    try {
-      d.respond(GRPC_HEADERS, { waitForTrailers: true });
-    } catch {
-      // Envoy is gone; its 'close' event ends the connection
-    }
-  }
-
-  /** Ends both sides once. `status` is what Envoy's stream ends with. */
-  close(status: EndStatus): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    clearTimeout(this.dialTimer);
-    clearInterval(this.keepalive);
-    this.queue.length = 0;
-    const up = this.upstream;
-    if (up) {
-      up.removeAllListeners('data');
-      up.on('error', () => undefined);
-      if (!up.closed && !up.destroyed) up.close(http2.constants.NGHTTP2_CANCEL);
-    }
-    if (this.session) {
-      this.session.on('error', () => undefined);
-      this.session.destroy();
-    }
-    const d = this.downstream;
-    if (!d.destroyed && !d.closed) {
-      if (!this.headersSent && !d.headersSent) {
-        respondTrailersOnly(d, status);
-      } else {
-        d.once('wantTrailers', () => {
-          try {
-            d.sendTrailers(statusHeaders(status));
-          } catch {
-            // Envoy is gone
-          }
-        });
-        d.end();
-      }
-    }
-    this.proxy.unregister(this);
-  }
 }

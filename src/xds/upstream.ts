@@ -17,6 +17,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { AgentConfig } from '../config/load.js';
 import { pilotSan } from '../bootstrap/node.js';
+import { XdsDialError } from '../errors.js';
 
 export const THIRD_PARTY_TOKEN_PATH = './var/run/secrets/tokens/istio-token';
 export const FIRST_PARTY_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -39,10 +40,7 @@ export interface XdsUpstreamSettings {
   invalidHeaders: string[];
 }
 
-/** Thrown when an upstream stream cannot be opened; `message` names the culprit (file, address, cause). */
-export class XdsDialError extends Error {
-  override name = 'XdsDialError';
-}
+export { XdsDialError } from '../errors.js';
 
 const METADATA_KEY = /^[0-9a-z_.-]+$/;
 

@@ -5,10 +5,9 @@
  * the helpers read a string field, count a repeated field, and rebuild a message with some
  * fields replaced. Malformed input throws `WireError`; nothing here allocates per resource.
  */
+import { WireError } from '../errors.js';
 
-export class WireError extends Error {
-  override name = 'WireError';
-}
+export { WireError } from '../errors.js';
 
 export const WIRE_VARINT = 0;
 export const WIRE_I64 = 1;

@@ -1,5 +1,5 @@
 /**
- * The Go text/template subset (SPEC §4, src/bootstrap/gotemplate.ts).
+ * The Go text/template subset (SPEC §4, src/bootstrap/gotemplate/).
  *
  * Every expected output in the GOLDEN table and the Istio-style fragment below was produced by
  * Go's own text/template (go1.19, with Istio's `toJSON` and a sprig-style `toJson` registered,
@@ -10,7 +10,8 @@
  * The error-message tests are ours: the subset deliberately words errors its own way.
  */
 import { describe, expect, test } from '@jest/globals';
-import { formatGoFloat, parseTemplate } from '../../src/bootstrap/gotemplate.js';
+import { parseTemplate } from '../../src/bootstrap/gotemplate/index.js';
+import { formatFloat as formatGoFloat } from '../../src/go/strconv.js';
 import { AgentError } from '../../src/errors.js';
 
 const DATA = {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { ExpositionMerger, PreparedSourceBuilder, validateExposition, type SourceStats } from '../../src/metrics/merge.js';
+import { ExpositionMerger, type SourceStats } from '../../src/metrics/merge.js';
+import { PreparedSourceBuilder, validateExposition } from '../../src/metrics/prepared.js';
 import { parseExposition } from '../support/metrics-parse.js';
 import { ENVOY_FIXTURE, OPENMETRICS_APP_FIXTURE, TEXT_APP_FIXTURE, fixture } from '../support/metrics-servers.js';
 

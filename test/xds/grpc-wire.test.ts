@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import { FrameScanner, FramingError, MessageReader, decodeGrpcMessage, encodeGrpcMessage, frameMessage } from '../../src/xds/grpc-wire.js';
-import { expectedTermination } from '../../src/xds/proxy.js';
+import { expectedTermination } from '../../src/xds/grpc-status.js';
 
 const msgs = [Buffer.from('a'), Buffer.alloc(0), Buffer.alloc(70_000, 7), Buffer.from('last message')];
 const stream = Buffer.concat(msgs.map(frameMessage));
@@ -35,6 +35,7 @@ describe('framing', () => {
   test('compressed or oversized messages are refused', () => {
     expect(() => new MessageReader().push(Buffer.from([1, 0, 0, 0, 1, 9]))).toThrow(FramingError);
     expect(() => new MessageReader(10).push(Buffer.from([0, 0, 0, 0, 11]))).toThrow('exceeds 10');
+    expect(() => new MessageReader(10).push(Buffer.from([0, 0, 0, 0, 11]))).toThrow(expect.objectContaining({ code: 'XDS_GRPC_FRAMING', name: 'FramingError' }));
   });
 });
 

@@ -61,6 +61,7 @@ describe('summaries', () => {
     expect(() => summarizeResponse(Buffer.from([0x22, 0x05, 0x01]))).toThrow(WireError);
     expect(() => scanFields(Buffer.from([0x80]))).toThrow(WireError);
     expect(() => scanFields(Buffer.from([0x0b]))).toThrow(/wire type 3/);
+    expect(() => scanFields(Buffer.from([0x80]))).toThrow(expect.objectContaining({ code: 'XDS_WIRE_MALFORMED', name: 'WireError' }));
   });
 });
 

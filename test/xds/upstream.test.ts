@@ -100,6 +100,7 @@ describe('per-stream shell', () => {
     const tokenPath = path.join(dir, 'istio-token');
     const headers = xdsHeaderSource({ staticHeaders: { clusterid: 'Kubernetes' }, token: { path: tokenPath, jwtPolicy: 'third-party-jwt' } });
     await expect(headers()).rejects.toThrow(XdsDialError);
+    await expect(headers()).rejects.toMatchObject({ code: 'XDS_DIAL_FAILED', name: 'XdsDialError' });
     await expect(headers()).rejects.toThrow(`token file ${tokenPath} (JWT_POLICY=third-party-jwt) does not exist`);
     fs.writeFileSync(tokenPath, 'first\n');
     expect(await headers()).toEqual({ clusterid: 'Kubernetes', authorization: 'Bearer first' });

@@ -1,26 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { goUnquote, parsePodInfoFile } from '../../../src/podinfo/parse.js';
-
-describe('Go strconv.Unquote', () => {
-  test.each([
-    ['"plain"', 'plain'],
-    ['""', ''],
-    ['"a\\"b"', 'a"b'],
-    ['"tab\\tnl\\n"', 'tab\tnl\n'],
-    ['"\\a\\b\\f\\r\\v\\\\"', '\x07\b\f\r\v\\'],
-    ['"\\x41\\101"', 'AA'],
-    ['"\\u00e9\\U0001F600"', 'é😀'],
-    ['"\\xc3\\xa9"', 'é'],
-    ['"日本"', '日本'],
-    ['"{\\"proxyMetadata\\":{\\"DNS_AGENT\\":\\"\\"}}\\n"', '{"proxyMetadata":{"DNS_AGENT":""}}\n'],
-  ])('unquotes %s', (input, out) => {
-    expect(goUnquote(input)).toBe(out);
-  });
-
-  test.each(['plain', '"unterminated', '"bad\\q"', '"a"b"', "'single'", '"\\x4"', '"\\400"', '"\\uD800"', '"\\'])('rejects %s', (input) => {
-    expect(goUnquote(input)).toBeUndefined();
-  });
-});
+import { parsePodInfoFile } from '../../../src/podinfo/parse.js';
 
 describe('podinfo files', () => {
   test('kubelet format: sorted key="value" lines, no trailing newline', () => {

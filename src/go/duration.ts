@@ -1,6 +1,6 @@
 /**
- * Go `time.ParseDuration` and protobuf-JSON duration formatting. Durations are kept
- * as milliseconds (a float: `1.5µs` is 0.0015) everywhere in the config.
+ * PURE: Go's `time.ParseDuration` and `Duration.String()`, and the protobuf-JSON duration
+ * form. Durations are kept as milliseconds (a float: `1.5µs` is 0.0015) everywhere in the config.
  */
 const UNIT_MS: Record<string, number> = {
   ns: 1e-6,
