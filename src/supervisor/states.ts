@@ -4,7 +4,7 @@
  *   idle -> starting -> running -> backoff -> starting ...      (unexpected exits)
  *   running -> handover -> running                              (hot restart, opt-in)
  *   idle|starting|running|handover|backoff -> terminating -> stopped   (terminate / quit)
- *   any non-terminal state -> stopped                           (a fatal error: spawn failure, crash loop)
+ *   starting|running|handover -> stopped                        (fatal: spawn failure, crash loop)
  *
  * `stopped` is terminal. A transition not in `TRANSITIONS` is a bug: `transition` throws.
  */
@@ -15,11 +15,11 @@ export type SupervisorState = 'idle' | 'starting' | 'running' | 'handover' | 'ba
 export const SUPERVISOR_STATES: readonly SupervisorState[] = ['idle', 'starting', 'running', 'handover', 'backoff', 'terminating', 'stopped'];
 
 export const TRANSITIONS: Readonly<Record<SupervisorState, readonly SupervisorState[]>> = {
-  idle: ['starting', 'terminating', 'stopped'],
+  idle: ['starting', 'terminating'],
   starting: ['running', 'terminating', 'stopped'],
   running: ['handover', 'backoff', 'terminating', 'stopped'],
   handover: ['running', 'backoff', 'terminating', 'stopped'],
-  backoff: ['starting', 'terminating', 'stopped'],
+  backoff: ['starting', 'terminating'],
   terminating: ['stopped'],
   stopped: [],
 };

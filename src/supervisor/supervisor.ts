@@ -106,7 +106,8 @@ interface Serving<P> {
   cancelHealthy: () => void;
 }
 
-const NON_TERMINAL: readonly SupervisorState[] = ['idle', 'starting', 'running', 'handover', 'backoff', 'terminating'];
+/** Where a fatal error can strike: a start, a crash (budget), a stop. */
+const FAILING: readonly SupervisorState[] = ['starting', 'running', 'handover', 'terminating'];
 const noop = () => undefined;
 
 export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
@@ -293,7 +294,7 @@ export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
       this.options.cleanup();
       this.options.metrics?.up(0);
       this.stop?.cancelDeadline();
-      if (!this.fsm.is('stopped')) this.fsm.transition(NON_TERMINAL, 'stopped');
+      if (!this.fsm.is('stopped')) this.fsm.transition(FAILING, 'stopped');
       throw err;
     }
   }
