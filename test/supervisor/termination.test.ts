@@ -52,6 +52,15 @@ describe('SIGTERM with the fixed drain duration', () => {
     expect(h.spawner.envoys).toHaveLength(1);
   });
 
+  test('an Envoy exit racing the SIGTERM (same turn, not yet seen) is expected, not a crash', async () => {
+    const h = await running();
+    h.spawner.last.exit(0); // e.g. the kubelet signalled the whole pod
+    void h.sup.terminate('SIGTERM');
+    expect(await stoppedAt(h)).toBe(0);
+    expect(h.text()).not.toMatch(/unexpectedly|restarting Envoy/);
+    expect(h.admin.calls).toEqual([]);
+  });
+
   test('a failed drain POST is logged, never fatal', async () => {
     const h = await running({ drain: { terminationDrainMs: 100 } });
     h.admin.postFails = new Error('connect ECONNREFUSED 127.0.0.1:15000');
