@@ -22,7 +22,7 @@
  */
 import type { EnvoyExit, EnvoyHandle } from '../envoy/process.js';
 import type { Logger } from '../log.js';
-import { parseServerInfo, type EnvoyAdminClient, type ServerInfo } from '../envoy/admin.js';
+import type { EnvoyAdminClient } from '../envoy/admin.js';
 import { formatGoDuration } from '../config/duration.js';
 import { sleepOn, systemClock, type Clock } from './clock.js';
 
@@ -38,11 +38,6 @@ export interface HotRestartSettings {
  */
 export function hotRestartBaseId(adminPort: number): number {
   return adminPort;
-}
-
-/** PURE: `/server_info` JSON → the reporting Envoy's state and restart epoch (undefined if unreadable). */
-export function serverInfoEpoch(body: string): ServerInfo | undefined {
-  return parseServerInfo(body);
 }
 
 /** The admin call a hand-over makes. */
