@@ -37,13 +37,27 @@ export interface EnvoySpawnOptions {
   onDroppedLine?: () => void;
 }
 
+/**
+ * One Envoy run as the supervisor sees it: `EnvoyProcess`, or a fake in unit tests. `exited`
+ * settles exactly once; `terminate` (SIGTERM, SIGKILL after `graceMs`) and `kill` (SIGKILL)
+ * resolve with that exit and are no-ops once it has happened.
+ */
+export interface EnvoyHandle {
+  readonly pid: number;
+  readonly exited: Promise<EnvoyExit>;
+  readonly hasExited: boolean;
+  stderrTail(): string[];
+  terminate(graceMs: number): Promise<EnvoyExit>;
+  kill(): Promise<EnvoyExit>;
+}
+
 export function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
   if (signal === 'SIGKILL') return 'killed by SIGKILL (possibly OOM-killed)';
   if (signal) return `killed by ${signal}`;
   return `exited with code ${code}`;
 }
 
-export class EnvoyProcess {
+export class EnvoyProcess implements EnvoyHandle {
   readonly pid: number;
   readonly exited: Promise<EnvoyExit>;
   private readonly child: ChildProcess;

@@ -1,20 +1,20 @@
 /**
- * The Envoy supervisor (SPEC §5.1–§5.3). Owns at most one Envoy process at a time (two only
- * during a hot-restart hand-over) and decides whether to start another:
- *
- *   idle -> starting -> running -> backoff -> starting ...      (unexpected exits)
- *   running -> handover -> running                              (hot restart, opt-in)
- *   any  -> terminating -> stopped                              (terminate / quit)
+ * The Envoy supervisor (SPEC §5.1–§5.3). Owns at most one Envoy at a time (two only during a
+ * hot-restart hand-over) and decides whether to start another. Its states and their legal
+ * transitions are in `states.ts`; only the run loop changes state, each move logged as
+ * `supervisor: A -> B`. The verbs record a request (a `StopRequest`, a pending hot restart)
+ * and wake the loop.
  *
  * - An unexpected exit is logged with its stderr tail and counted; Envoy is restarted after
- *   an exponential backoff with jitter. The backoff resets only once a process has been ready
- *   for `healthyResetMs` (`markReady` starts that clock). More than `crashBudget.maxExits` exits within
- *   `crashBudget.windowMs` end the agent with ENVOY_CRASH_LOOP (exit 1).
- * - A spawn failure (ENOENT/EACCES/ENOEXEC) is a configuration error: no retry.
+ *   an exponential backoff with jitter (`policy.ts`). The backoff resets only once a process
+ *   has been ready for `healthyResetMs` (`markReady` starts that clock). `crashBudget.maxExits`
+ *   exits within `crashBudget.windowMs` end the agent with ENVOY_CRASH_LOOP (exit 1).
+ * - A spawn failure (ENOENT/EACCES/ENOEXEC) is a configuration error: no retry; `run()` rejects.
  * - `terminate()` (SIGTERM/SIGINT): readiness flips at once; drain_listeners; wait for the
- *   fixed drain duration or for zero active connections (EXIT_ON_ZERO_ACTIVE_CONNECTIONS), or
- *   until Envoy exits; then SIGTERM → SIGKILL after `killGraceMs`; exit 0. A second
- *   `terminate()` ends the wait at once; `drainDeadlineMs` bounds the whole sequence.
+ *   fixed drain duration or for zero active connections (`drain.ts`), or until Envoy exits;
+ *   then SIGTERM → SIGKILL after `killGraceMs`; exit 0. A second `terminate()` ends the wait at
+ *   once; `drainDeadlineMs` bounds the whole sequence. An exit once a stop was requested is
+ *   expected, never a crash.
  * - `drain()` (POST /drain): drain now with skip_exit; a later terminate() exits at once.
  * - `quit()` (POST /quitquitquit): stop Envoy promptly, no drain; exit 0.
  * - `restartForNewBootstrap()` (SPEC §5.3, only with `hotRestart` set): once the current
@@ -25,133 +25,79 @@
  *   is a crash (the parent is stopped too and a fresh epoch 0 follows the backoff). A stop
  *   during a hand-over drains through the child and stops both. Without `hotRestart` it only
  *   logs: the new bootstrap applies at Envoy's next start.
- * terminate/drain/quit are idempotent; in `stopped` they are no-ops. `run()` resolves with the
+ * terminate/drain/quit are idempotent and no-ops once `stopped`; terminate and quit resolve,
+ * for every caller, when the supervisor reaches `stopped` (whatever the outcome: `run()`
+ * reports it); concurrent drain() callers share one completion. `run()` resolves with the
  * exit status.
  */
-import type { EnvoyAdminClient } from '../envoy/admin.js';
-import type { EnvoyExit, EnvoyProcess } from '../envoy/process.js';
+import type { EnvoyExit, EnvoyHandle, EnvoyProcess } from '../envoy/process.js';
 import type { Logger } from '../log.js';
-import { AgentError } from '../errors.js';
-import { Backoff, SlidingWindowBudget } from '../lifecycle/backoff.js';
-import { aborted, sleep } from '../lifecycle/abort.js';
 import { formatGoDuration } from '../go/duration.js';
 import { HandOver, type HotRestartSettings } from './hot-restart.js';
+import { sleepOn, systemClock, type Clock } from './clock.js';
+import { StateMachine, type SupervisorState } from './states.js';
+import { DEFAULT_POLICY, RestartPolicy, restartReason, type SupervisorPolicy } from './policy.js';
+import { drainListeners, waitForDrain, type DrainContext } from './drain.js';
+import type { Serving, StopRequest, SupervisorOptions } from './options.js';
 
-export type SupervisorState = 'idle' | 'starting' | 'running' | 'handover' | 'backoff' | 'terminating' | 'stopped';
+export type { SupervisorState } from './states.js';
+export { DEFAULT_POLICY, type SupervisorPolicy } from './policy.js';
+export { activeConnections, type DrainSettings, type SupervisorAdmin } from './drain.js';
+export type { Clock } from './clock.js';
+export type { StartRequest, SupervisorHooks, SupervisorMetrics, SupervisorOptions } from './options.js';
 
-export interface SupervisorPolicy {
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-  backoffMultiplier: number;
-  backoffJitter: number;
-  /** A process ready for this long resets the backoff when it dies. */
-  healthyResetMs: number;
-  crashBudget: { maxExits: number; windowMs: number };
-  /** SIGTERM → SIGKILL grace when stopping Envoy. */
-  killGraceMs: number;
-}
+/** Where a fatal error can strike: a start, a crash (budget), a stop. */
+const FAILING: readonly SupervisorState[] = ['starting', 'running', 'handover', 'terminating'];
+const noop = () => undefined;
 
-export const DEFAULT_POLICY: SupervisorPolicy = {
-  initialBackoffMs: 1000,
-  maxBackoffMs: 30_000,
-  backoffMultiplier: 2,
-  backoffJitter: 0.2,
-  healthyResetMs: 60_000,
-  crashBudget: { maxExits: 5, windowMs: 5 * 60_000 },
-  killGraceMs: 1000,
-};
-
-export interface DrainSettings {
-  proxyType: 'sidecar' | 'router';
-  terminationDrainMs: number;
-  exitOnZeroActiveConnections: boolean;
-  minimumDrainMs: number;
-  /** Optional bound on the whole termination sequence (DRAIN_DEADLINE). */
-  drainDeadlineMs?: number;
-  /** Listener ports excluded from the active-connection count (ENVOY_STATUS_PORT, ENVOY_PROMETHEUS_PORT). */
-  excludedPorts: number[];
-  /** Poll period and timeout for active connections (SPEC: 1 s and 2 s). */
-  pollIntervalMs?: number;
-  pollTimeoutMs?: number;
-}
-
-export interface SupervisorHooks {
-  envoyStarted?(proc: EnvoyProcess): void;
-  envoyExited?(exit: EnvoyExit, expected: boolean): void;
-  terminating?(cause: string): void;
-}
-
-/**
- * What the supervisor reports for `istio_agent_envoy_restarts_total{reason}` and
- * `istio_agent_envoy_up` (wired to prom-client by the agent). `restart` is called once per
- * unexpected exit (classified as in SPEC §5.1) and once per hot restart started.
- */
-export interface SupervisorMetrics {
-  restart(reason: 'exited' | 'signaled' | 'killed' | 'hot_restart'): void;
-  up(value: 0 | 1): void;
-}
-
-/** What `start` is asked for: the restart epoch (0 unless this start is a hot restart). */
-export interface StartRequest {
-  epoch: number;
-}
-
-export interface SupervisorOptions {
-  log: Logger;
-  /** Regenerates the bootstrap and spawns one Envoy (SPEC §5.1: before every start). */
-  start: (request: StartRequest) => Promise<EnvoyProcess>;
-  /** Removes the generated bootstrap after an exit. */
-  cleanup: () => void;
-  admin: EnvoyAdminClient;
-  policy?: Partial<SupervisorPolicy>;
-  drain: DrainSettings;
-  hooks?: SupervisorHooks;
-  metrics?: SupervisorMetrics;
-  /** Hot restart (SPEC §5.3); undefined = disabled (ENVOY_HOT_RESTART=false). */
-  hotRestart?: HotRestartSettings;
-}
-
-export class EnvoySupervisor {
-  private stateValue: SupervisorState = 'idle';
-  private readonly policy: SupervisorPolicy;
-  private readonly backoff: Backoff;
-  private readonly budget: SlidingWindowBudget;
-  private readonly stopRequested = new AbortController();
-  private readonly skipWait = new AbortController();
-  private mode: 'drain' | 'quit' = 'drain';
-  private stopCause = '';
-  private drained = false;
-  private current: EnvoyProcess | undefined;
-  private healthyTimer: NodeJS.Timeout | undefined;
-  /** The Envoy last proven LIVE (readiness passed, or a hot-restart child answered LIVE). */
-  private liveProc: EnvoyProcess | undefined;
-  /** Restart epoch of `current`. */
-  private epoch = 0;
-  private pendingHotRestart: string | undefined;
-  private handover: HandOver | undefined;
-  private wakeUp: (() => void) | undefined;
-  private deadline: AbortSignal | undefined;
-  private runPromise: Promise<number> | undefined;
+export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
+  private readonly fsm: StateMachine;
+  private readonly restarts: RestartPolicy;
+  private readonly killGraceMs: number;
+  private readonly healthyResetMs: number;
+  private readonly clock: Clock;
   private readonly log: Logger;
+  private readonly drainCtx: DrainContext;
+  private readonly stopSignal = new AbortController();
+  private stop: StopRequest | undefined;
+  private serving: Serving<P> | undefined;
+  private handover: HandOver | undefined;
+  private pendingHotRestart: string | undefined;
+  /** POST /drain was made (skip_exit): termination skips the drain and its wait. */
+  private listenersDrained = false;
+  private drainDone: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private runPromise: Promise<number> | undefined;
+  private readonly stoppedPromise: Promise<void>;
+  private markStopped: () => void = noop;
 
-  constructor(private readonly options: SupervisorOptions) {
-    this.policy = { ...DEFAULT_POLICY, ...options.policy };
-    this.backoff = new Backoff({
-      initialMs: this.policy.initialBackoffMs,
-      maxMs: this.policy.maxBackoffMs,
-      multiplier: this.policy.backoffMultiplier,
-      jitter: this.policy.backoffJitter,
-    });
-    this.budget = new SlidingWindowBudget(this.policy.crashBudget.maxExits, this.policy.crashBudget.windowMs);
+  constructor(private readonly options: SupervisorOptions<P>) {
+    const policy: SupervisorPolicy = { ...DEFAULT_POLICY, ...options.policy };
     this.log = options.log;
+    this.clock = options.clock ?? systemClock;
+    this.restarts = new RestartPolicy(policy, this.clock, options.random);
+    this.killGraceMs = policy.killGraceMs;
+    this.healthyResetMs = policy.healthyResetMs;
+    this.drainCtx = { admin: options.admin, log: options.log, clock: this.clock, settings: options.drain };
+    this.stoppedPromise = new Promise((resolve) => (this.markStopped = resolve));
+    this.fsm = new StateMachine((from, to) => {
+      this.log.info(`supervisor: ${from} -> ${to}`);
+      if (to === 'stopped') this.markStopped();
+    });
   }
 
   get state(): SupervisorState {
-    return this.stateValue;
+    return this.fsm.state;
   }
 
-  get envoy(): EnvoyProcess | undefined {
-    return this.current;
+  get envoy(): P | undefined {
+    return this.serving?.proc;
+  }
+
+  /** Runs until stopped; resolves with the process exit status. Later calls return the same promise. */
+  run(): Promise<number> {
+    this.runPromise ??= this.loop();
+    return this.runPromise;
   }
 
   /**
@@ -160,21 +106,7 @@ export class EnvoySupervisor {
    * It is also what a pending hot restart waits for (epoch n LIVE).
    */
   markReady(): void {
-    if (this.current) this.noteLive(this.current);
-  }
-
-  private noteLive(proc: EnvoyProcess): void {
-    if (this.liveProc === proc || proc.hasExited) return;
-    this.liveProc = proc;
-    this.clearHealthyTimer();
-    this.healthyTimer = setTimeout(() => {
-      this.healthyTimer = undefined;
-      if (this.current !== proc || proc.hasExited) return;
-      this.backoff.reset();
-      this.log.info(`Envoy (pid ${proc.pid}) healthy for ${formatGoDuration(this.policy.healthyResetMs)}: restart backoff reset`);
-    }, this.policy.healthyResetMs);
-    this.healthyTimer.unref();
-    this.wake();
+    if (this.serving) this.noteLive(this.serving);
   }
 
   /**
@@ -185,248 +117,249 @@ export class EnvoySupervisor {
    * regenerates the bootstrap anyway) and once termination has begun.
    */
   restartForNewBootstrap(reason: string): boolean {
-    if (this.stateValue === 'terminating' || this.stateValue === 'stopped' || this.stopRequested.signal.aborted) return false;
+    if (this.stop || this.fsm.is('terminating', 'stopped')) return false;
     if (!this.options.hotRestart) {
       this.log.info(`${reason}: hot restart is disabled (ENVOY_HOT_RESTART); the new bootstrap applies at Envoy's next start`);
       return false;
     }
-    if (this.stateValue === 'idle' || this.stateValue === 'backoff') {
+    if (this.fsm.is('idle', 'backoff')) {
       this.log.info(`${reason}: Envoy is not running; its next start uses the new bootstrap`);
       return false;
     }
     if (this.pendingHotRestart === undefined) {
-      const after = this.handover ? ` and epoch ${this.epoch - 1} is gone` : '';
-      this.log.info(`${reason}: hot restart scheduled (once Envoy epoch ${this.epoch} is LIVE${after})`);
+      const epoch = this.serving?.epoch ?? 0;
+      const after = this.handover ? ` and epoch ${epoch - 1} is gone` : '';
+      this.log.info(`${reason}: hot restart scheduled (once Envoy epoch ${epoch} is LIVE${after})`);
     }
     this.pendingHotRestart = reason;
     this.wake();
     return true;
   }
 
-  private clearHealthyTimer(): void {
-    clearTimeout(this.healthyTimer);
-    this.healthyTimer = undefined;
-  }
-
-  /** Runs until stopped; resolves with the process exit status. Call once. */
-  run(): Promise<number> {
-    this.runPromise ??= this.loop();
-    return this.runPromise;
-  }
-
   /** SIGTERM/SIGINT: graceful stop. A second call ends the drain wait at once. */
-  terminate(cause: string): void {
-    if (this.stateValue === 'stopped') return;
-    if (this.stopRequested.signal.aborted) {
-      if (!this.skipWait.signal.aborted) {
+  terminate(cause: string): Promise<void> {
+    if (this.fsm.is('stopped')) return this.stoppedPromise;
+    if (this.stop) {
+      if (!this.stop.skipWait.signal.aborted) {
         this.log.warn(`${cause}: ending the drain wait now`);
-        this.skipWait.abort();
+        this.stop.skipWait.abort();
       }
-      return;
+      return this.stoppedPromise;
     }
     this.requestStop('drain', cause);
+    return this.stoppedPromise;
   }
 
-  /** POST /quitquitquit: stop Envoy promptly with no drain. */
-  quit(): void {
-    if (this.stateValue === 'stopped') return;
-    if (this.stopRequested.signal.aborted) {
-      this.skipWait.abort();
-      return;
-    }
-    this.requestStop('quit', 'quitquitquit requested');
+  /** POST /quitquitquit: stop Envoy promptly with no drain (during a drain: end its wait). */
+  quit(): Promise<void> {
+    if (this.fsm.is('stopped')) return this.stoppedPromise;
+    if (this.stop) this.stop.skipWait.abort();
+    else this.requestStop('quit', 'quitquitquit requested');
+    return this.stoppedPromise;
   }
 
   /** POST /drain: drain listeners now (skip_exit); a later terminate() exits without waiting. */
-  async drain(): Promise<void> {
-    if (this.drained || this.stateValue === 'stopped' || this.stateValue === 'terminating') return;
-    this.drained = true;
+  drain(): Promise<void> {
+    if (this.drainDone) return this.drainDone;
+    if (this.stop || this.fsm.is('terminating', 'stopped')) return Promise.resolve();
+    this.listenersDrained = true;
     this.log.info('drain requested: draining listeners');
-    await this.drainListeners(true);
+    this.drainDone = drainListeners(this.drainCtx, true);
+    return this.drainDone;
   }
 
   private requestStop(mode: 'drain' | 'quit', cause: string): void {
-    this.mode = mode;
-    this.stopCause = cause;
-    if (this.options.drain.drainDeadlineMs !== undefined) this.deadline = AbortSignal.timeout(this.options.drain.drainDeadlineMs);
+    const ms = this.options.drain.drainDeadlineMs;
+    const deadline = ms === undefined ? undefined : new AbortController();
+    const cancelDeadline = deadline
+      ? this.clock.setTimeout(() => deadline.abort(new Error(`DRAIN_DEADLINE (${formatGoDuration(ms as number)}) reached`)), ms as number, { unref: true })
+      : noop;
+    this.stop = { mode, cause, skipWait: new AbortController(), deadline, cancelDeadline };
     this.options.hooks?.terminating?.(cause);
-    this.stopRequested.abort(cause);
+    this.stopSignal.abort(cause);
+    this.wake();
   }
 
-  private setState(next: SupervisorState): void {
-    if (next === this.stateValue) return;
-    this.log.info(`supervisor: ${this.stateValue} -> ${next}`);
-    this.stateValue = next;
+  private noteLive(s: Serving<P>): void {
+    if (s.live || s.proc.hasExited) return;
+    s.live = true;
+    s.cancelHealthy();
+    s.cancelHealthy = this.clock.setTimeout(
+      () => {
+        if (this.serving !== s || s.proc.hasExited) return;
+        this.restarts.reset();
+        this.log.info(`Envoy (pid ${s.proc.pid}) healthy for ${formatGoDuration(this.healthyResetMs)}: restart backoff reset`);
+      },
+      this.healthyResetMs,
+      { unref: true },
+    );
+    this.wake();
+  }
+
+  /** Re-evaluates the watch loop (a stop, a hot restart, a hand-over's end). */
+  private wake(): void {
+    this.wakeUp?.();
   }
 
   private async loop(): Promise<number> {
-    const stop = this.stopRequested.signal;
-    const stopped = aborted(stop).then(() => ({ kind: 'stop' as const }));
     try {
-      while (!stop.aborted) {
-        this.setState('starting');
-        this.epoch = 0;
+      while (!this.stop) {
+        this.fsm.transition(['idle', 'backoff'], 'starting');
         const proc = await this.options.start({ epoch: 0 });
-        this.current = proc;
+        this.serving = { proc, epoch: 0, live: false, cancelHealthy: noop };
         this.options.metrics?.up(1);
         this.options.hooks?.envoyStarted?.(proc);
-        this.setState('running');
-        const crashed = await this.watch(stopped);
+        if (this.stop) break;
+        this.fsm.transition(['starting'], 'running');
+        const crashed = await this.watch();
         if (!crashed) break;
-        const { proc: dead, exit } = crashed;
-        this.clearHealthyTimer();
-        // A crash during a hand-over ends it: no Envoy is left behind before the restart.
-        await this.endHandover();
-        this.onUnexpectedExit(dead, exit);
-        this.current = undefined;
-        this.pendingHotRestart = undefined;
-        if (!this.budget.record()) {
-          const { maxExits, windowMs } = this.policy.crashBudget;
-          throw new AgentError(
-            'ENVOY_CRASH_LOOP',
-            `Envoy exited ${maxExits} times within ${formatGoDuration(windowMs)} (last: ${exit.description}); giving up so the kubelet's CrashLoopBackOff takes over`,
-            { exitCode: 1 },
-          );
-        }
-        const delay = this.backoff.next();
-        this.setState('backoff');
+        const delay = await this.onCrash(crashed.proc, crashed.exit);
+        this.fsm.transition(['running', 'handover'], 'backoff');
         this.log.warn(`restarting Envoy in ${delay}ms`);
-        await sleep(delay, stop);
+        await sleepOn(this.clock, delay, this.stopSignal.signal);
       }
       return await this.shutdown();
     } catch (err) {
       // Never leave an Envoy behind, whatever failed.
-      this.clearHealthyTimer();
-      if (this.current && !this.current.hasExited) await this.current.kill();
-      if (this.handover) {
-        this.handover.cancel();
-        if (!this.handover.parent.hasExited) await this.handover.parent.kill();
+      this.serving?.cancelHealthy();
+      const proc = this.serving?.proc;
+      if (proc && !proc.hasExited) await proc.kill();
+      const h = this.handover;
+      if (h) {
+        h.cancel();
+        if (!h.parent.hasExited) await h.parent.kill();
         this.handover = undefined;
       }
+      this.serving = undefined;
       this.options.cleanup();
       this.options.metrics?.up(0);
-      this.setState('stopped');
+      this.stop?.cancelDeadline();
+      if (!this.fsm.is('stopped')) this.fsm.transition(FAILING, 'stopped');
       throw err;
     }
   }
 
   /**
-   * Watches the current Envoy, through any hot restarts, until it exits (its exit) or a stop
-   * is requested (undefined). Hand-overs start here, so only this loop replaces `current`.
+   * Watches the serving Envoy, through any hot restarts, until it exits (its exit) or a stop
+   * is requested (undefined). Hand-overs start and end here.
    */
-  private async watch(stopped: Promise<{ kind: 'stop' }>): Promise<{ proc: EnvoyProcess; exit: EnvoyExit } | undefined> {
+  private async watch(): Promise<{ proc: P; exit: EnvoyExit } | undefined> {
     for (;;) {
-      if (this.stopRequested.signal.aborted) return undefined;
+      if (this.stop) return undefined;
+      const h = this.handover;
+      if (h?.parent.hasExited) {
+        this.handover = undefined;
+        this.fsm.transition(['handover'], 'running');
+      }
       if (this.hotRestartDue()) {
         await this.beginHandover();
         continue;
       }
-      const proc = this.current as EnvoyProcess;
+      const proc = (this.serving as Serving<P>).proc;
       const woken = new Promise<{ kind: 'wake' }>((resolve) => (this.wakeUp = () => resolve({ kind: 'wake' })));
-      const outcome = await Promise.race([proc.exited.then((exit) => ({ kind: 'exit' as const, exit })), stopped, woken]);
+      const outcome = await Promise.race([proc.exited.then((exit) => ({ kind: 'exit' as const, exit })), woken]);
       this.wakeUp = undefined;
-      if (outcome.kind === 'stop') return undefined;
+      // An exit once a stop was requested is expected (SPEC §5.1).
+      if (this.stop) return undefined;
       if (outcome.kind === 'exit') return { proc, exit: outcome.exit };
     }
-  }
-
-  /** Re-evaluates the watch loop (a hot restart may have become due). */
-  private wake(): void {
-    this.wakeUp?.();
   }
 
   private hotRestartDue(): boolean {
     return (
       this.pendingHotRestart !== undefined &&
       this.options.hotRestart !== undefined &&
-      this.stateValue === 'running' &&
+      this.fsm.is('running') &&
       this.handover === undefined &&
-      this.current !== undefined &&
-      this.liveProc === this.current
+      this.serving?.live === true
     );
   }
 
   /** Starts epoch n+1 next to epoch n (SPEC §5.3); the hand-over itself is Envoy's. */
   private async beginHandover(): Promise<void> {
     const settings = this.options.hotRestart as HotRestartSettings;
-    const parent = this.current as EnvoyProcess;
+    const parentServing = this.serving as Serving<P>;
+    const parent = parentServing.proc;
     const reason = this.pendingHotRestart ?? '';
     this.pendingHotRestart = undefined;
-    const parentEpoch = this.epoch;
+    const parentEpoch = parentServing.epoch;
     const epoch = parentEpoch + 1;
-    this.setState('handover');
+    this.fsm.transition(['running'], 'handover');
     this.log.info(`hot restart (${reason}): starting epoch ${epoch} next to epoch ${parentEpoch} (pid ${parent.pid})`);
     // A spawn failure propagates: a configuration error ends the agent (and kills the parent).
     const child = await this.options.start({ epoch });
     this.options.metrics?.restart('hot_restart');
-    this.epoch = epoch;
-    this.current = child;
+    parentServing.cancelHealthy();
+    const childServing: Serving<P> = { proc: child, epoch, live: false, cancelHealthy: noop };
+    this.serving = childServing;
     const handover = new HandOver({
       parent,
       parentEpoch,
       child,
       childEpoch: epoch,
-      adminOrigin: this.options.admin.origin,
+      admin: this.options.admin,
       settings,
-      killGraceMs: this.policy.killGraceMs,
+      killGraceMs: this.killGraceMs,
       log: this.log,
+      clock: this.clock,
+      ...(this.options.handoverPollMs !== undefined ? { pollIntervalMs: this.options.handoverPollMs } : {}),
     });
     this.handover = handover;
     void handover.childLive.then((live) => {
-      if (!live || this.current !== child) return;
+      if (!live || this.serving !== childServing) return;
       // Admin calls from now on must reach the child, not a keep-alive connection to the parent.
       this.options.admin.resetConnections();
-      this.noteLive(child);
+      this.noteLive(childServing);
     });
     void handover.parentGone.then((exit) => {
       this.log.info(`Envoy epoch ${parentEpoch} (pid ${parent.pid}) ${exit.description} after handing over to epoch ${epoch}`);
       this.options.hooks?.envoyExited?.(exit, true);
-      if (this.handover !== handover) return;
-      this.handover = undefined;
-      if (this.stateValue === 'handover') this.setState('running');
       this.wake();
     });
   }
 
-  /** Stops an unfinished hand-over's parent, if any, and forgets the hand-over. */
-  private async endHandover(): Promise<void> {
+  /** An unexpected exit: report it, end any hand-over, and return the backoff delay (or throw ENVOY_CRASH_LOOP). */
+  private async onCrash(proc: P, exit: EnvoyExit): Promise<number> {
+    this.serving?.cancelHealthy();
+    // A crash during a hand-over ends it: no Envoy is left behind before the restart.
     const h = this.handover;
-    if (!h) return;
-    h.cancel();
-    if (!h.parent.hasExited) {
-      this.log.warn(`hot restart: epoch ${h.childEpoch} is gone; stopping epoch ${h.childEpoch - 1} (pid ${h.parent.pid}) too`);
-      await h.stopParent();
+    if (h) {
+      this.handover = undefined;
+      h.cancel();
+      if (!h.parent.hasExited) {
+        this.log.warn(`hot restart: epoch ${h.childEpoch} is gone; stopping epoch ${h.childEpoch - 1} (pid ${h.parent.pid}) too`);
+        await h.stopParent();
+      }
+      await h.parentGone;
     }
-    await h.parentGone;
-    this.handover = undefined;
-  }
-
-  private onUnexpectedExit(proc: EnvoyProcess, exit: EnvoyExit): void {
     this.options.metrics?.up(0);
     this.options.cleanup();
     this.options.hooks?.envoyExited?.(exit, false);
-    const reason = exit.signal === 'SIGKILL' ? 'killed' : exit.signal ? 'signaled' : 'exited';
-    this.options.metrics?.restart(reason);
+    this.options.metrics?.restart(restartReason(exit));
     const tail = exit.stderrTail.length > 0 ? `; last stderr lines:\n${exit.stderrTail.join('\n')}` : '';
     this.log.error(`Envoy (pid ${proc.pid}) ${exit.description} unexpectedly${tail}`);
+    this.serving = undefined;
+    this.pendingHotRestart = undefined;
+    return this.restarts.onCrash(exit);
   }
 
   private async shutdown(): Promise<number> {
-    this.clearHealthyTimer();
+    const stop = this.stop as StopRequest;
+    this.serving?.cancelHealthy();
     this.pendingHotRestart = undefined;
-    this.setState('terminating');
-    const proc = this.current;
+    this.fsm.transition(['idle', 'starting', 'running', 'handover', 'backoff'], 'terminating');
+    const proc = this.serving?.proc;
     const handover = this.handover;
     // During a hand-over admin belongs to the child: drop keep-alive connections to the parent.
     if (handover) this.options.admin.resetConnections();
     if (proc && !proc.hasExited) {
-      if (this.mode === 'drain' && !this.drained) {
-        await this.drainListeners(false);
-        await this.waitForDrain(proc);
-      } else if (this.mode === 'drain') {
+      if (stop.mode === 'drain' && !this.listenersDrained) {
+        await drainListeners(this.drainCtx, false, stop.deadline?.signal);
+        await this.waitForDrain(proc, stop);
+      } else if (stop.mode === 'drain') {
         this.log.info('listeners already drained (/drain): stopping Envoy now');
       }
-      const [exit] = await Promise.all([proc.terminate(this.policy.killGraceMs), handover?.stopParent()]);
+      const [exit] = await Promise.all([proc.terminate(this.killGraceMs), handover?.stopParent()]);
       this.log.info(`Envoy (pid ${proc.pid}) ${exit.description}`);
       this.options.hooks?.envoyExited?.(exit, true);
     }
@@ -438,80 +371,17 @@ export class EnvoySupervisor {
     }
     this.options.cleanup();
     this.options.metrics?.up(0);
-    this.current = undefined;
-    this.setState('stopped');
+    this.serving = undefined;
+    stop.cancelDeadline();
+    this.fsm.transition(['terminating'], 'stopped');
     return 0;
   }
 
-  /** POST /drain_listeners with Istio's parameters; failures are logged, never fatal. */
-  private async drainListeners(skipExit: boolean): Promise<void> {
-    const params = this.options.drain.proxyType === 'router' ? ['graceful'] : ['inboundonly', 'graceful'];
-    if (skipExit) params.push('skip_exit');
-    const path = `/drain_listeners?${params.join('&')}`;
-    try {
-      await this.options.admin.post(path, 2000, this.deadline);
-      this.log.info(`POST ${path}: draining`);
-    } catch (err) {
-      this.log.warn(`POST ${path} failed: ${(err as Error).message}`);
-    }
-  }
-
-  private async waitForDrain(proc: EnvoyProcess): Promise<void> {
-    const d = this.options.drain;
-    const stopWaiting = AbortSignal.any([this.skipWait.signal, ...(this.deadline ? [this.deadline] : [])]);
+  /** The drain wait, ended early by Envoy's exit, a second signal or the deadline. */
+  private async waitForDrain(proc: P, stop: StopRequest): Promise<void> {
     const exited = new AbortController();
     void proc.exited.then(() => exited.abort());
-    const until = AbortSignal.any([stopWaiting, exited.signal]);
-    if (!d.exitOnZeroActiveConnections) {
-      this.log.info(`waiting ${formatGoDuration(d.terminationDrainMs)} for Envoy to drain`);
-      await sleep(d.terminationDrainMs, until);
-      return;
-    }
-    this.log.info(`waiting ${formatGoDuration(d.minimumDrainMs)}, then until Envoy has no active connections`);
-    if (!(await sleep(d.minimumDrainMs, until))) return;
-    let failures = 0;
-    for (;;) {
-      if (until.aborted) return;
-      try {
-        const { body } = await this.options.admin.call('GET', '/stats?usedonly&filter=downstream_cx_active$', d.pollTimeoutMs ?? 2000, until);
-        if (body.trim() === '') {
-          this.log.info('no active-connection stats: done draining');
-          return;
-        }
-        const active = activeConnections(body, d.excludedPorts);
-        failures = 0;
-        if (active === 0) {
-          this.log.info('no active connections: done draining');
-          return;
-        }
-        this.log.info(`${active} active connections, waiting`);
-      } catch (err) {
-        if (until.aborted) return;
-        failures++;
-        this.log.warn(`failed to read active connections (${failures}/5): ${(err as Error).message}`);
-        if (failures >= 5) return;
-      }
-      if (!(await sleep(d.pollIntervalMs ?? 1000, until))) return;
-    }
+    const signals = [stop.skipWait.signal, exited.signal, ...(stop.deadline ? [stop.deadline.signal] : [])];
+    await waitForDrain(this.drainCtx, AbortSignal.any(signals));
   }
-}
-
-/**
- * PURE: sum of downstream_cx_active over listeners (SPEC §5.2): names starting `listener.`,
- * not per-worker, not internal, not admin, not the readiness/prometheus listeners.
- */
-export function activeConnections(body: string, excludedPorts: number[]): number {
-  let sum = 0;
-  for (const line of body.split('\n')) {
-    const parts = line.split(':');
-    if (parts.length !== 2) continue;
-    const name = (parts[0] as string).trim();
-    if (!name.startsWith('listener.') || name.includes('worker_') || name.startsWith('listener.envoy_internal_') || name.startsWith('listener.admin.')) {
-      continue;
-    }
-    if (excludedPorts.some((p) => name.endsWith(`_${p}.downstream_cx_active`))) continue;
-    const v = Number((parts[1] as string).trim());
-    if (Number.isFinite(v)) sum += v;
-  }
-  return sum;
 }

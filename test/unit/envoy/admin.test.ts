@@ -114,4 +114,31 @@ describe('EnvoyAdminClient (node:http)', () => {
     cleanups.push(() => client.close());
     await expect(client.call('GET', '/ready', 2_000)).rejects.toThrow(/ECONNREFUSED/);
   });
+
+  test('serverInfo: state and restart epoch, each call on a fresh connection beside a pooled one', async () => {
+    let body = JSON.stringify({ state: 'LIVE', command_line_options: { restart_epoch: 1 } });
+    const { server, client } = await setup((req, res) => {
+      if (req.url === '/server_info') res.end(body);
+      else res.end('ok');
+    });
+    await client.call('GET', '/ready', 2_000);
+    expect(await client.serverInfo(2_000)).toEqual({ state: 'LIVE', epoch: 1 });
+    expect(await client.serverInfo(2_000)).toEqual({ state: 'LIVE', epoch: 1 });
+    await client.call('GET', '/ready', 2_000);
+    const [pooled, info1, info2, pooledAgain] = server.seen.map((s) => s.port);
+    expect(new Set([pooled, info1, info2]).size).toBe(3);
+    expect(pooledAgain).toBe(pooled);
+    body = JSON.stringify({ state: 'PRE_INITIALIZING' });
+    expect(await client.serverInfo(2_000)).toEqual({ state: 'PRE_INITIALIZING', epoch: 0 });
+    body = 'not json';
+    await expect(client.serverInfo(2_000)).rejects.toThrow('admin /server_info: unreadable body: not json');
+  });
+
+  test('serverInfo: non-200 rejects', async () => {
+    const { client } = await setup((_req, res) => {
+      res.statusCode = 503;
+      res.end('starting');
+    });
+    await expect(client.serverInfo(2_000)).rejects.toThrow('admin /server_info returned HTTP 503: starting');
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { activeConnections } from '../../../src/supervisor/supervisor.js';
+import { activeConnections } from '../../src/supervisor/drain.js';
 
 describe('active downstream connections (SPEC §5.2)', () => {
   test('sums listener totals, skipping workers, internal, admin and the 15021/15090 listeners', () => {
