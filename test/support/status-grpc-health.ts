@@ -3,7 +3,7 @@
  * tests: each service name maps to a ServingStatus; unknown services get NOT_FOUND.
  */
 import * as grpc from '@grpc/grpc-js';
-import { HEALTH_CHECK_METHOD, healthCodec, type HealthCheckRequestMessage, type HealthCheckResponseMessage } from '../../src/status/app-probe-grpc.js';
+import { HEALTH_CHECK_METHOD, healthCodec, type HealthCheckRequestMessage, type HealthCheckResponseMessage } from '../../src/probe/grpc-health.js';
 
 export interface HealthServer {
   port: number;
