@@ -14,7 +14,7 @@ import { describeError } from '../errors.js';
 import { ProbeNetwork } from '../probe/network.js';
 import { probeHttp } from '../probe/http.js';
 import { probeTcp } from '../probe/tcp.js';
-import { probeExec, type ExecProbeOutcome } from '../probe/exec.js';
+import type { ExecProbeOutcome } from '../probe/exec.js';
 import type { GrpcHealthOutcome } from '../probe/grpc-health.js';
 
 export type HealthCheck =
@@ -23,6 +23,9 @@ export type HealthCheck =
   | { kind: 'exec'; command: string[] }
   | { kind: 'grpc'; host: string; port: number; service: string };
 
+/** Loaded on the first check of their kind: execa, grpc-js and protobufjs cost nothing until then. */
+let execProbe: Promise<typeof import('../probe/exec.js')> | undefined;
+const loadExecProbe = () => (execProbe ??= import('../probe/exec.js'));
 let grpcHealth: Promise<typeof import('../probe/grpc-health.js')> | undefined;
 const loadGrpcHealth = () => (grpcHealth ??= import('../probe/grpc-health.js'));
 
@@ -40,8 +43,10 @@ export async function runCheck(check: HealthCheck, timeoutMs: number, network?: 
       if (outcome.ok) return undefined;
       return outcome.timedOut ? `TCP probe of ${where} timed out after ${timeoutMs}ms` : `TCP probe of ${where} failed: ${describeError(outcome.error)}`;
     }
-    case 'exec':
+    case 'exec': {
+      const { probeExec } = await loadExecProbe();
       return execMessage(await probeExec(check.command, timeoutMs));
+    }
     case 'grpc': {
       const { probeGrpcHealth } = await loadGrpcHealth();
       return grpcMessage(await probeGrpcHealth({ host: check.host, port: check.port, service: check.service, timeoutMs }), `${hostForUrl(check.host)}:${check.port}`, timeoutMs);
