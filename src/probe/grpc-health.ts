@@ -55,13 +55,14 @@ export interface HealthCheckResponseMessage {
   status: number;
 }
 
+/** proto3 wire form: a field at its default (`''`, 0) is omitted, as Go and C++ encoders do. */
 export const healthCodec = {
-  encodeRequest: (m: HealthCheckRequestMessage): Buffer => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(m)).finish()),
+  encodeRequest: (m: HealthCheckRequestMessage): Buffer => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(m.service ? m : {})).finish()),
   decodeRequest: (b: Buffer): HealthCheckRequestMessage => {
     const o = HealthCheckRequest.toObject(HealthCheckRequest.decode(b), { defaults: true }) as { service: string };
     return { service: o.service };
   },
-  encodeResponse: (m: HealthCheckResponseMessage): Buffer => Buffer.from(HealthCheckResponse.encode(HealthCheckResponse.create(m)).finish()),
+  encodeResponse: (m: HealthCheckResponseMessage): Buffer => Buffer.from(HealthCheckResponse.encode(HealthCheckResponse.create(m.status ? m : {})).finish()),
   decodeResponse: (b: Buffer): HealthCheckResponseMessage => {
     const o = HealthCheckResponse.toObject(HealthCheckResponse.decode(b), { defaults: true }) as { status: number };
     return { status: o.status };
