@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MAX_EXEC_OUTPUT, probeExec } from '../../src/probe/exec.js';
-import { execMessage } from '../../src/xds/health-checks.js';
+import { execMessage, runCheck } from '../../src/xds/health-checks.js';
 import { processState } from '../support/proc.js';
 import { waitUntil } from '../support/envoy-double-harness.js';
 
@@ -18,6 +18,9 @@ describe('probeExec', () => {
     expect(failed).toMatchObject({ ok: false, kind: 'exit', command: ['sh', '-c', 'echo out; echo err >&2; exit 7'], exitCode: 7, signal: undefined });
     expect((failed as { output: string }).output.split('\n').sort()).toEqual(['', 'err', 'out']);
     expect(execMessage(failed)).toBe('exec probe sh -c echo out; echo err >&2; exit 7 failed with exit status 7: out');
+    // The xDS health report's message (SPEC §7.2 error_detail) for a readinessProbe exec check.
+    expect(await runCheck({ kind: 'exec', command: ['sh', '-c', 'echo not ready >&2; exit 3'] }, 2000)).toBe('exec probe sh -c echo not ready >&2; exit 3 failed with exit status 3: not ready');
+    expect(await runCheck({ kind: 'exec', command: ['true'] }, 2000)).toBeUndefined();
   });
 
   test('killed by a signal: the signal is named', async () => {
