@@ -12,8 +12,8 @@
 import net from 'node:net';
 import { describeError } from '../errors.js';
 import { ProbeNetwork } from '../probe/network.js';
-import { probeHttp } from '../probe/http.js';
-import { probeTcp } from '../probe/tcp.js';
+import { probeHttp, type HttpProbeOutcome } from '../probe/http.js';
+import { probeTcp, type ProbeOutcome } from '../probe/tcp.js';
 import type { ExecProbeOutcome } from '../probe/exec.js';
 import type { GrpcHealthOutcome } from '../probe/grpc-health.js';
 
@@ -37,12 +37,8 @@ export async function runCheck(check: HealthCheck, timeoutMs: number, network?: 
   switch (check.kind) {
     case 'httpGet':
       return httpCheck(check, timeoutMs, network ?? ProbeNetwork.forPod(false));
-    case 'tcpSocket': {
-      const outcome = await probeTcp({ host: check.host, port: check.port, timeoutMs });
-      const where = `${hostForUrl(check.host)}:${check.port}`;
-      if (outcome.ok) return undefined;
-      return outcome.timedOut ? `TCP probe of ${where} timed out after ${timeoutMs}ms` : `TCP probe of ${where} failed: ${describeError(outcome.error)}`;
-    }
+    case 'tcpSocket':
+      return tcpMessage(await probeTcp({ host: check.host, port: check.port, timeoutMs }), `${hostForUrl(check.host)}:${check.port}`, timeoutMs);
     case 'exec': {
       const { probeExec } = await loadExecProbe();
       return execMessage(await probeExec(check.command, timeoutMs));
@@ -79,8 +75,19 @@ async function httpCheck(c: Extract<HealthCheck, { kind: 'httpGet' }>, timeoutMs
     maxBodyBytes: 0,
     network,
   });
-  if (!outcome.ok) return outcome.timedOut ? `HTTP probe of ${url} timed out after ${timeoutMs}ms` : `HTTP probe of ${url} failed: ${describeError(outcome.error)}`;
-  return outcome.status >= 200 && outcome.status < 400 ? undefined : `HTTP probe of ${url} failed with status code ${outcome.status}`;
+  return httpMessage(outcome, url, timeoutMs);
+}
+
+/** PURE: 2xx and 3xx pass (redirects are not followed), as the kubelet and Istio's prober do. */
+export function httpMessage(o: HttpProbeOutcome, url: string, timeoutMs: number): string | undefined {
+  if (!o.ok) return o.timedOut ? `HTTP probe of ${url} timed out after ${timeoutMs}ms` : `HTTP probe of ${url} failed: ${describeError(o.error)}`;
+  return o.status >= 200 && o.status < 400 ? undefined : `HTTP probe of ${url} failed with status code ${o.status}`;
+}
+
+/** PURE: the reason of a failed tcpSocket check; `target` is `host:port`. */
+export function tcpMessage(o: ProbeOutcome, target: string, timeoutMs: number): string | undefined {
+  if (o.ok) return undefined;
+  return o.timedOut ? `TCP probe of ${target} timed out after ${timeoutMs}ms` : `TCP probe of ${target} failed: ${describeError(o.error)}`;
 }
 
 /** PURE: the reason of a failed exec check (command, exit status or signal, first output line). */

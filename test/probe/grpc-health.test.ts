@@ -8,6 +8,8 @@ import { healthCodec, probeGrpcHealth, servingStatusName } from '../../src/probe
 import { ProbeNetwork } from '../../src/probe/network.js';
 import { startHealthServer } from '../support/status-grpc-health.js';
 import { freePort } from '../support/ports.js';
+import { grpcMessage } from '../../src/xds/health-checks.js';
+import { grpcProbeMessage } from '../../src/status/app-probe.js';
 
 const closers: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -57,5 +59,33 @@ describe('probeGrpcHealth', () => {
   test('nothing listening: the call waits for the connection until the deadline', async () => {
     const r = await probeGrpcHealth({ host: '127.0.0.1', port: await freePort(), service: '', timeoutMs: 300 });
     expect(r).toMatchObject({ ok: false, kind: 'rpc', code: 'DEADLINE_EXCEEDED' });
+  });
+});
+
+describe('outcome → message (PURE, one per consumer)', () => {
+  const outcomes = [
+    { ok: true } as const,
+    { ok: false, kind: 'status', status: 3, statusName: 'SERVICE_UNKNOWN' } as const,
+    { ok: false, kind: 'rpc', code: 'DEADLINE_EXCEEDED', details: 'Deadline exceeded', message: '4 DEADLINE_EXCEEDED: Deadline exceeded' } as const,
+    { ok: false, kind: 'rpc', code: 'UNIMPLEMENTED', details: 'no Check', message: '12 UNIMPLEMENTED: no Check' } as const,
+    { ok: false, kind: 'rpc', code: 'UNAVAILABLE', details: '', message: '14 UNAVAILABLE: No connection established' } as const,
+  ];
+  test('xDS health report messages', () => {
+    expect(outcomes.map((o) => grpcMessage(o, '10.0.0.1:9090', 1000))).toEqual([
+      undefined,
+      'gRPC probe of 10.0.0.1:9090: status SERVICE_UNKNOWN',
+      'gRPC probe of 10.0.0.1:9090 failed: timed out after 1000ms',
+      'gRPC probe of 10.0.0.1:9090 failed: no Check',
+      'gRPC probe of 10.0.0.1:9090 failed: 14 UNAVAILABLE: No connection established',
+    ]);
+  });
+  test("app probe log reasons (the kubelet's wording)", () => {
+    expect(outcomes.map((o) => grpcProbeMessage(o))).toEqual([
+      undefined,
+      'health check status SERVICE_UNKNOWN',
+      'grpc request not finished within timeout: Deadline exceeded',
+      'server does not implement the grpc health protocol (grpc.health.v1.Health): no Check',
+      'grpc probe failed: 14 UNAVAILABLE: No connection established',
+    ]);
   });
 });
