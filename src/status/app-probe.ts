@@ -7,7 +7,8 @@
  * variable and the key). `AppProbers` answers only the configured paths (400 otherwise):
  * the destination is always the pod's own address (INSTANCE_IP, or localhost) and the
  * configured port; nothing from the request or the prober's `host` chooses where a probe
- * goes, so the endpoint can never become an open proxy.
+ * goes, so the endpoint can never become an open proxy. The probes are the shared probers of
+ * `src/probe/`, from 127.0.0.6 / ::6 when bindable (gRPC: see its limitation there).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
