@@ -19,7 +19,7 @@ export async function probeExec(command: readonly string[], timeoutMs: number): 
   const cmd = [...command];
   const [file, ...args] = cmd;
   if (file === undefined) return { ok: false, kind: 'spawn', command: cmd, error: new Error('exec probe has no command') };
-  const child = execa(file, args, { stdin: 'ignore', all: true, buffer: false, reject: false, detached: true, cleanup: true });
+  const child = execa(file, args, { stdin: 'ignore', all: true, buffer: false, reject: false, detached: true });
   let output = '';
   child.all?.setEncoding('utf8');
   child.all?.on('data', (d: string) => {
