@@ -297,6 +297,31 @@ describe('prober → proxy → control plane', () => {
     expect(cp.health).toHaveLength(5);
   });
 
+  test("the checks get the prober's network: IPv6 pods resolve names to IPv6 first; the source rule is 127.0.0.6 / ::6", async () => {
+    const seen: Array<ProbeNetwork['options']> = [];
+    const spec: ReadinessProbeSpec = { initialDelayMs: 0, timeoutMs: 100, periodMs: 1000, successThreshold: 1, failureThreshold: 1, check: { kind: 'tcpSocket', host: 'localhost', port: 1 } };
+    for (const ipv6 of [true, false, undefined]) {
+      const prober = new HealthProber({
+        spec,
+        envoyReady: () => ({ ready: true }),
+        onReport: () => undefined,
+        log: captureLogger().log,
+        ...(ipv6 === undefined ? {} : { ipv6 }),
+        check: async (_c, _t, network) => {
+          seen.push(network.options);
+          return undefined;
+        },
+      });
+      expect(await prober.probeOnce()).toBeUndefined();
+    }
+    const rule = { v4: '127.0.0.6', v6: '::6' };
+    expect(seen).toEqual([
+      { family: 6, sourceAddresses: rule },
+      { family: 4, sourceAddresses: rule },
+      { family: 4, sourceAddresses: rule },
+    ]);
+  });
+
   test('initialDelay is honoured and close() stops probing', async () => {
     let probes = 0;
     const reports: unknown[] = [];
