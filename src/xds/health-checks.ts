@@ -7,7 +7,8 @@
  *
  * As in Istio, only httpGet applies the source rule (127.0.0.6 / ::6 when bindable), passes on
  * 2xx and 3xx without following redirects, and sends `User-Agent: istio-probe/1.0` unless the
- * probe sets one. tcpSocket and grpc connect from the kernel's choice of source.
+ * probe sets one (grpc sends it too). tcpSocket and grpc connect from the kernel's choice of
+ * source, as Istio's do.
  */
 import net from 'node:net';
 import { describeError } from '../errors.js';
@@ -22,6 +23,9 @@ export type HealthCheck =
   | { kind: 'tcpSocket'; host: string; port: number }
   | { kind: 'exec'; command: string[] }
   | { kind: 'grpc'; host: string; port: number; service: string };
+
+/** Istio's User-Agent for these checks (httpGet: unless the probe sets one). */
+export const ISTIO_PROBE_USER_AGENT = 'istio-probe/1.0';
 
 /** Loaded on the first check of their kind: execa, grpc-js and protobufjs cost nothing until then. */
 let execProbe: Promise<typeof import('../probe/exec.js')> | undefined;
@@ -45,7 +49,8 @@ export async function runCheck(check: HealthCheck, timeoutMs: number, network?: 
     }
     case 'grpc': {
       const { probeGrpcHealth } = await loadGrpcHealth();
-      return grpcMessage(await probeGrpcHealth({ host: check.host, port: check.port, service: check.service, timeoutMs }), `${hostForUrl(check.host)}:${check.port}`, timeoutMs);
+      const outcome = await probeGrpcHealth({ host: check.host, port: check.port, service: check.service, timeoutMs, userAgent: ISTIO_PROBE_USER_AGENT });
+      return grpcMessage(outcome, `${hostForUrl(check.host)}:${check.port}`, timeoutMs);
     }
   }
 }
@@ -56,7 +61,7 @@ function hostForUrl(host: string): string {
 
 async function httpCheck(c: Extract<HealthCheck, { kind: 'httpGet' }>, timeoutMs: number, network: ProbeNetwork): Promise<string | undefined> {
   const url = `${c.scheme}://${hostForUrl(c.host)}:${c.port}${c.path.startsWith('/') ? c.path : `/${c.path}`}`;
-  const headers: Record<string, string> = { 'user-agent': 'istio-probe/1.0' };
+  const headers: Record<string, string> = { 'user-agent': ISTIO_PROBE_USER_AGENT };
   for (const h of c.headers) headers[h.name.toLowerCase()] = h.value;
   const { host, connection: _connection, ...rest } = headers;
   let parsed: URL;

@@ -4,10 +4,12 @@
  */
 import { afterEach, describe, expect, test } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { healthCodec, probeGrpcHealth, servingStatusName } from '../../src/probe/grpc-health.js';
+import net from 'node:net';
+import { evaluate, healthCodec, type GrpcHeaders, probeGrpcHealth, servingStatusName } from '../../src/probe/grpc-health.js';
 import { ProbeNetwork } from '../../src/probe/network.js';
 import { startHealthServer } from '../support/status-grpc-health.js';
 import { freePort } from '../support/ports.js';
+import { waitUntil } from '../support/envoy-double-harness.js';
 import { grpcMessage } from '../../src/xds/health-checks.js';
 import { grpcProbeMessage } from '../../src/status/app-probe.js';
 
@@ -48,7 +50,10 @@ describe('probeGrpcHealth', () => {
     expect(await probeGrpcHealth({ ...base, service: 'nope' })).toMatchObject({ ok: false, kind: 'rpc', code: 'NOT_FOUND', details: 'unknown service' });
     // Through a network (the host is resolved first), with the caller's user agent.
     expect(await probeGrpcHealth({ ...base, host: 'localhost', service: '', userAgent: 'kube-probe/1.31', network: ProbeNetwork.forPod(false) })).toEqual({ ok: true });
-    expect(health.userAgents.at(-1)).toMatch(/^kube-probe\/1\.31 /);
+    expect(health.userAgents.at(-1)).toBe('kube-probe/1.31');
+    // The source rule applies through a network (127.0.0.6), not without one.
+    expect(health.peers.at(-1)).toMatch(/^127\.0\.0\.6:\d+$/);
+    expect(health.peers[0]).toMatch(/^127\.0\.0\.1:\d+$/);
 
     const bare = new grpc.Server();
     const port = await new Promise<number>((res, rej) => bare.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
@@ -56,9 +61,43 @@ describe('probeGrpcHealth', () => {
     expect(await probeGrpcHealth({ ...base, port, service: '' })).toMatchObject({ ok: false, kind: 'rpc', code: 'UNIMPLEMENTED' });
   });
 
+  test('a connection that fails before an answer is retried with backoff: the server coming up within the timeout passes', async () => {
+    // First a listener that drops every connection, then (once one was dropped) the real server on the same port.
+    let dropped = 0;
+    const dropper = net.createServer((sock) => {
+      dropped++;
+      sock.destroy();
+    });
+    const port = await new Promise<number>((r) => dropper.listen(0, '127.0.0.1', () => r((dropper.address() as net.AddressInfo).port)));
+    const probe = probeGrpcHealth({ host: '127.0.0.1', port, service: '', timeoutMs: 5000 });
+    await waitUntil('the first attempt to be dropped', () => dropped >= 1);
+    await new Promise<void>((r) => dropper.close(() => r()));
+    const health = await startHealthServer({ '': 1 }, '127.0.0.1', port);
+    closers.push(() => health.close());
+    expect(await probe).toEqual({ ok: true });
+    expect(dropped).toBe(1);
+  });
+
   test('nothing listening: the call waits for the connection until the deadline', async () => {
     const r = await probeGrpcHealth({ host: '127.0.0.1', port: await freePort(), service: '', timeoutMs: 300 });
     expect(r).toMatchObject({ ok: false, kind: 'rpc', code: 'DEADLINE_EXCEEDED' });
+  });
+});
+
+describe('evaluate (PURE): response headers, trailers and messages → outcome', () => {
+  const ok = { ':status': 200, 'content-type': 'application/grpc' };
+  const serving = [healthCodec.encodeResponse({ status: 1 })];
+  test.each<[string, GrpcHeaders, GrpcHeaders | undefined, Buffer[], object]>([
+    ['SERVING', ok, { 'grpc-status': '0' }, serving, { ok: true }],
+    ['NOT_SERVING', ok, { 'grpc-status': '0' }, [healthCodec.encodeResponse({ status: 2 })], { ok: false, kind: 'status', status: 2, statusName: 'NOT_SERVING' }],
+    ['trailers-only error, percent-encoded message', { ...ok, 'grpc-status': '12', 'grpc-message': 'no %E2%9C%93 here' }, undefined, [], { kind: 'rpc', code: 'UNIMPLEMENTED', details: 'no ✓ here', message: '12 UNIMPLEMENTED: no ✓ here' }],
+    ['HTTP 404', { ':status': 404 }, undefined, [], { kind: 'rpc', code: 'UNIMPLEMENTED', details: 'Received HTTP status code 404' }],
+    ['HTTP 503', { ':status': 503 }, undefined, [], { kind: 'rpc', code: 'UNAVAILABLE' }],
+    ['no grpc-status', ok, {}, serving, { kind: 'rpc', code: 'UNKNOWN', details: 'No status received' }],
+    ['OK without a message', ok, { 'grpc-status': '0' }, [], { kind: 'rpc', code: 'UNIMPLEMENTED' }],
+    ['truncated message', ok, { 'grpc-status': '0' }, [Buffer.from([0x08])], { kind: 'rpc', code: 'INTERNAL' }],
+  ])('%s', (_name, headers, trailers, messages, expected) => {
+    expect(evaluate(headers, trailers, messages)).toMatchObject(expected);
   });
 });
 
