@@ -6,46 +6,23 @@
  * there are no other retries, and only `SERVING` passes. Resolves (never rejects) with the
  * outcome; the socket, session and stream are destroyed before it resolves. This module is the
  * one codec and the one ServingStatus table of the agent; callers load it with `import()` on
- * their first gRPC probe, so protobufjs and `node:http2` cost nothing to an agent without one.
+ * their first gRPC probe, so `node:http2` costs nothing to an agent without one.
  */
-import protobuf from 'protobufjs';
 import net from 'node:net';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import { GRPC_STATUS_NAMES, MessageReader, decodeGrpcMessage, frameMessage, statusName } from '../xds/grpc-wire.js';
+import { WIRE_VARINT, encodeVarint, lenField, readVarint, scanFields, stringField } from '../xds/wire.js';
 import { connectTarget, type ProbeNetwork } from './network.js';
 
-/** `grpc.health.v1` messages, defined inline (the proto is two tiny messages). */
-const root = protobuf.Root.fromJSON({
-  nested: {
-    grpc: {
-      nested: {
-        health: {
-          nested: {
-            v1: {
-              nested: {
-                HealthCheckRequest: { fields: { service: { type: 'string', id: 1 } } },
-                HealthCheckResponse: {
-                  fields: { status: { type: 'ServingStatus', id: 1 } },
-                  nested: { ServingStatus: { values: { UNKNOWN: 0, SERVING: 1, NOT_SERVING: 2, SERVICE_UNKNOWN: 3 } } },
-                },
-              },
-            },
-          },
-        },
-      },
-    },
-  },
-});
-const HealthCheckRequest = root.lookupType('grpc.health.v1.HealthCheckRequest');
-const HealthCheckResponse = root.lookupType('grpc.health.v1.HealthCheckResponse');
-const ServingStatus = root.lookupEnum('grpc.health.v1.HealthCheckResponse.ServingStatus');
+/** `grpc.health.v1.HealthCheckResponse.ServingStatus`, by number: the one status table. */
+const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'] as const;
 
 export const HEALTH_CHECK_METHOD = '/grpc.health.v1.Health/Check';
 export const SERVING = 1;
 
 /** The ServingStatus name of a number (the number itself when unknown). */
 export function servingStatusName(status: number): string {
-  return ServingStatus.valuesById[status] ?? String(status);
+  return SERVING_STATUS[status] ?? String(status);
 }
 
 export interface HealthCheckRequestMessage {
@@ -55,17 +32,19 @@ export interface HealthCheckResponseMessage {
   status: number;
 }
 
-/** proto3 wire form: a field at its default (`''`, 0) is omitted, as Go and C++ encoders do. */
+/**
+ * PURE, the two messages' proto3 wire form (`HealthCheckRequest { string service = 1; }`,
+ * `HealthCheckResponse { ServingStatus status = 1; }`): a field at its default is omitted, the
+ * last occurrence wins, unknown fields are skipped; malformed input throws `WireError`.
+ */
 export const healthCodec = {
-  encodeRequest: (m: HealthCheckRequestMessage): Buffer => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(m.service ? m : {})).finish()),
-  decodeRequest: (b: Buffer): HealthCheckRequestMessage => {
-    const o = HealthCheckRequest.toObject(HealthCheckRequest.decode(b), { defaults: true }) as { service: string };
-    return { service: o.service };
-  },
-  encodeResponse: (m: HealthCheckResponseMessage): Buffer => Buffer.from(HealthCheckResponse.encode(HealthCheckResponse.create(m.status ? m : {})).finish()),
+  encodeRequest: (m: HealthCheckRequestMessage): Buffer => (m.service ? lenField(1, Buffer.from(m.service, 'utf8')) : Buffer.alloc(0)),
+  decodeRequest: (b: Buffer): HealthCheckRequestMessage => ({ service: stringField(b, scanFields(b), 1) }),
+  encodeResponse: (m: HealthCheckResponseMessage): Buffer => (m.status ? Buffer.concat([encodeVarint(1 * 8 + WIRE_VARINT), encodeVarint(m.status)]) : Buffer.alloc(0)),
   decodeResponse: (b: Buffer): HealthCheckResponseMessage => {
-    const o = HealthCheckResponse.toObject(HealthCheckResponse.decode(b), { defaults: true }) as { status: number };
-    return { status: o.status };
+    let status = 0;
+    for (const f of scanFields(b)) if (f.field === 1 && f.wireType === WIRE_VARINT) status = readVarint(b, f.valueStart).value | 0;
+    return { status };
   },
 };
 

@@ -1,9 +1,10 @@
 /**
  * The one gRPC health codec and client (src/probe/grpc-health.ts): the codec against the
- * proto3 wire bytes, and the client against real @grpc/grpc-js servers.
+ * proto3 wire bytes and protobufjs, and the client against real @grpc/grpc-js servers.
  */
 import { afterEach, describe, expect, test } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import net from 'node:net';
 import { evaluate, healthCodec, type GrpcHeaders, probeGrpcHealth, servingStatusName } from '../../src/probe/grpc-health.js';
 import { ProbeNetwork } from '../../src/probe/network.js';
@@ -29,6 +30,26 @@ describe('codec and status table', () => {
     expect(healthCodec.decodeResponse(Buffer.from('0801', 'hex'))).toEqual({ status: 1 });
     // An absent status is UNKNOWN (0); an unknown field is skipped.
     expect(healthCodec.decodeResponse(Buffer.from('1001', 'hex'))).toEqual({ status: 0 });
+  });
+
+  test('agrees with protobufjs (an independent implementation) both ways, unknown fields skipped', () => {
+    const root = protobuf.Root.fromJSON({
+      nested: { Req: { fields: { service: { type: 'string', id: 1 }, extra: { type: 'int64', id: 9 } } }, Res: { fields: { status: { type: 'int32', id: 1 }, note: { type: 'string', id: 2 } } } },
+    });
+    const Req = root.lookupType('Req');
+    const Res = root.lookupType('Res');
+    for (const service of ['', 'a', 'grpc.health.v1.Health', 'ü'.repeat(300)]) {
+      const theirs = Buffer.from(Req.encode(Req.create(service ? { service } : {})).finish());
+      expect(healthCodec.encodeRequest({ service })).toEqual(theirs);
+      expect(healthCodec.decodeRequest(Buffer.from(Req.encode(Req.create({ service, extra: 7 })).finish()))).toEqual({ service });
+      expect((Req.decode(healthCodec.encodeRequest({ service })) as unknown as { service: string }).service).toBe(service);
+    }
+    for (const status of [0, 1, 2, 3, 200]) {
+      const theirs = Buffer.from(Res.encode(Res.create(status ? { status } : {})).finish());
+      expect(healthCodec.encodeResponse({ status })).toEqual(theirs);
+      expect(healthCodec.decodeResponse(Buffer.from(Res.encode(Res.create({ note: 'x', status })).finish()))).toEqual({ status });
+    }
+    expect(() => healthCodec.decodeResponse(Buffer.from([0x08]))).toThrow('truncated varint');
   });
 
   test.each([
