@@ -82,6 +82,18 @@ describe('probeGrpcHealth', () => {
     expect(await probeGrpcHealth({ ...base, port, service: '' })).toMatchObject({ ok: false, kind: 'rpc', code: 'UNIMPLEMENTED' });
   });
 
+  test('IPv6: a bracketed authority, from ::6 when it can be bound (else the kernel default)', async () => {
+    const v6Bindable = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(0, '::6', () => s.close(() => resolve(true)));
+    });
+    const health = await startHealthServer({ '': 1 }, '::1');
+    closers.push(() => health.close());
+    expect(await probeGrpcHealth({ host: '::1', port: health.port, service: '', timeoutMs: 2000, network: ProbeNetwork.forPod(true) })).toEqual({ ok: true });
+    expect(health.peers[0]?.replace(/:\d+$/, '')).toBe(v6Bindable ? '::6' : '::1');
+  });
+
   test('a connection that fails before an answer is retried with backoff: the server coming up within the timeout passes', async () => {
     // First a listener that drops every connection, then (once one was dropped) the real server on the same port.
     let dropped = 0;
