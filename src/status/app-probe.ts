@@ -7,21 +7,23 @@
  * variable and the key). `AppProbers` answers only the configured paths (400 otherwise):
  * the destination is always the pod's own address (INSTANCE_IP, or localhost) and the
  * configured port; nothing from the request or the prober's `host` chooses where a probe
- * goes, so the endpoint can never become an open proxy.
+ * goes, so the endpoint can never become an open proxy. The probes are the shared probers of
+ * `src/probe/`, from 127.0.0.6 / ::6 when bindable (gRPC: see its limitation there).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { AgentConfig } from '../config/load.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sendText } from './respond.js';
-import { ProbeNetwork } from './app-probe-net.js';
+import { PROBE_SOURCE_ADDRESSES, ProbeNetwork } from '../probe/network.js';
+import { probeTcp } from '../probe/tcp.js';
+import type { GrpcHealthOutcome } from '../probe/grpc-health.js';
 import { probeHttpGet } from './app-probe-http.js';
-import { probeTcp } from './app-probe-tcp.js';
 
 /** grpc-js and protobufjs load on the first gRPC probe: pods without one never pay for them. */
-let grpcProber: Promise<typeof import('./app-probe-grpc.js')> | undefined;
-const loadGrpcProber = () => (grpcProber ??= import('./app-probe-grpc.js'));
+let grpcHealth: Promise<typeof import('../probe/grpc-health.js')> | undefined;
+const loadGrpcHealth = () => (grpcHealth ??= import('../probe/grpc-health.js'));
 
 export const APP_PROBERS_ENV = 'ISTIO_KUBE_APP_PROBERS';
 export const APP_PROBER_PATTERN = /^\/(app-health|app-lifecycle)\/[^/]+\/(livez|readyz|startupz|prestopz|poststartz)$/;
@@ -144,10 +146,7 @@ export class AppProbers {
   private readonly net: ProbeNetwork;
 
   constructor(private readonly options: AppProbersOptions) {
-    this.net = new ProbeNetwork({
-      ipv6: options.ipv6,
-      sourceAddresses: options.sourceAddresses === undefined ? { v4: '127.0.0.6', v6: '::6' } : options.sourceAddresses,
-    });
+    this.net = ProbeNetwork.forPod(options.ipv6, options.sourceAddresses === undefined ? PROBE_SOURCE_ADDRESSES : options.sourceAddresses);
   }
 
   /** From the config: ISTIO_KUBE_APP_PROBERS, INSTANCE_IP, REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION, ISTIO_ENABLE_HTTP2_PROBING. */
@@ -202,19 +201,42 @@ export class AppProbers {
         return;
       }
       case 'tcpSocket': {
-        const error = await probeTcp({ destination: dest, port: prober.port, timeoutMs: prober.timeoutMs, net: this.net });
-        if (error) log.warn(`tcp probe ${path} to port ${prober.port} failed: ${error}`);
-        sendText(req, res, error ? 500 : 200, '');
+        const outcome = await probeTcp({ host: dest, port: prober.port, timeoutMs: prober.timeoutMs, network: this.net });
+        if (!outcome.ok) log.warn(`tcp probe ${path} to port ${prober.port} failed: ${describeError(outcome.error)}`);
+        sendText(req, res, outcome.ok ? 200 : 500, '');
         return;
       }
       case 'grpc': {
         const userAgent = req.headers['user-agent'];
-        const { probeGrpc } = await loadGrpcProber();
-        const error = await probeGrpc({ destination: dest, prober, ...(userAgent ? { userAgent } : {}), net: this.net });
+        const { probeGrpcHealth } = await loadGrpcHealth();
+        const outcome = await probeGrpcHealth({
+          host: dest,
+          port: prober.port,
+          service: prober.service,
+          timeoutMs: prober.timeoutMs,
+          ...(userAgent ? { userAgent } : {}),
+          network: this.net,
+        });
+        const error = grpcProbeMessage(outcome);
         if (error) log.warn(`grpc probe ${path} failed: ${error}`);
-        sendText(req, res, error ? 500 : 200, '');
+        sendText(req, res, outcome.ok ? 200 : 500, '');
         return;
       }
     }
+  }
+}
+
+/** PURE: the log reason of a failed grpc app probe (the kubelet's wording). */
+export function grpcProbeMessage(o: GrpcHealthOutcome): string | undefined {
+  if (o.ok) return undefined;
+  switch (o.kind) {
+    case 'status':
+      return `health check status ${o.statusName}`;
+    case 'resolve':
+      return `cannot resolve: ${describeError(o.error)}`;
+    case 'rpc':
+      if (o.code === 'UNIMPLEMENTED') return `server does not implement the grpc health protocol (grpc.health.v1.Health): ${o.details}`;
+      if (o.code === 'DEADLINE_EXCEEDED') return `grpc request not finished within timeout: ${o.details}`;
+      return `grpc probe failed: ${o.message}`;
   }
 }

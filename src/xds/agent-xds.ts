@@ -63,7 +63,13 @@ export async function startAgentXds(o: AgentXdsOptions): Promise<AgentXds> {
   });
   let prober: HealthProber | undefined;
   if (probe) {
-    prober = new HealthProber({ spec: probe, envoyReady: o.envoyReady, onReport: (r) => proxy.sendHealth(r), log: o.log.child({ scope: 'healthcheck' }) });
+    prober = new HealthProber({
+      spec: probe,
+      envoyReady: o.envoyReady,
+      onReport: (r) => proxy.sendHealth(r),
+      log: o.log.child({ scope: 'healthcheck' }),
+      ipv6: o.identity.ipv6,
+    });
     prober.start();
   }
   let closing: Promise<void> | undefined;

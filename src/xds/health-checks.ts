@@ -1,16 +1,22 @@
 /**
  * The checks of ProxyConfig `readinessProbe` (`istio.networking.v1alpha3.ReadinessProbe`, SPEC §7.2):
- * `httpGet`, `tcpSocket`, `exec` and `grpc`. Each resolves with undefined when the check passes,
- * else with a one-line reason (the `error_detail.message` of an unhealthy report). A check never
- * rejects and never outlives its timeout; sockets, channels and child processes are released.
+ * `httpGet`, `tcpSocket`, `exec` and `grpc`, run by the shared probers of `src/probe/`. Each
+ * resolves with undefined when the check passes, else with a one-line reason (the
+ * `error_detail.message` of an unhealthy report). A check never rejects and never outlives its
+ * timeout; sockets, channels and child processes are released.
+ *
+ * As in Istio, only httpGet applies the source rule (127.0.0.6 / ::6 when bindable), passes on
+ * 2xx and 3xx without following redirects, and sends `User-Agent: istio-probe/1.0` unless the
+ * probe sets one (grpc sends it too). tcpSocket and grpc connect from the kernel's choice of
+ * source, as Istio's do.
  */
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
-import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import { describeError } from '../errors.js';
+import { ProbeNetwork } from '../probe/network.js';
+import { probeHttp, type HttpProbeOutcome } from '../probe/http.js';
+import { probeTcp, type ProbeOutcome } from '../probe/tcp.js';
+import type { ExecProbeOutcome } from '../probe/exec.js';
+import type { GrpcHealthOutcome } from '../probe/grpc-health.js';
 
 export type HealthCheck =
   | { kind: 'httpGet'; scheme: 'http' | 'https'; host: string; port: number; path: string; headers: Array<{ name: string; value: string }> }
@@ -18,16 +24,34 @@ export type HealthCheck =
   | { kind: 'exec'; command: string[] }
   | { kind: 'grpc'; host: string; port: number; service: string };
 
-export function runCheck(check: HealthCheck, timeoutMs: number): Promise<string | undefined> {
+/** Istio's User-Agent for these checks (httpGet: unless the probe sets one). */
+export const ISTIO_PROBE_USER_AGENT = 'istio-probe/1.0';
+
+/** Loaded on the first check of their kind: execa, grpc-js and protobufjs cost nothing until then. */
+let execProbe: Promise<typeof import('../probe/exec.js')> | undefined;
+const loadExecProbe = () => (execProbe ??= import('../probe/exec.js'));
+let grpcHealth: Promise<typeof import('../probe/grpc-health.js')> | undefined;
+const loadGrpcHealth = () => (grpcHealth ??= import('../probe/grpc-health.js'));
+
+/**
+ * Runs one check. `network` carries the httpGet source rule (and its bindability cache); by
+ * default a fresh one for an IPv4 pod.
+ */
+export async function runCheck(check: HealthCheck, timeoutMs: number, network?: ProbeNetwork): Promise<string | undefined> {
   switch (check.kind) {
     case 'httpGet':
-      return httpCheck(check, timeoutMs);
+      return httpCheck(check, timeoutMs, network ?? ProbeNetwork.forPod(false));
     case 'tcpSocket':
-      return tcpCheck(check.host, check.port, timeoutMs);
-    case 'exec':
-      return execCheck(check.command, timeoutMs);
-    case 'grpc':
-      return grpcCheck(check, timeoutMs);
+      return tcpMessage(await probeTcp({ host: check.host, port: check.port, timeoutMs }), `${hostForUrl(check.host)}:${check.port}`, timeoutMs);
+    case 'exec': {
+      const { probeExec } = await loadExecProbe();
+      return execMessage(await probeExec(check.command, timeoutMs));
+    }
+    case 'grpc': {
+      const { probeGrpcHealth } = await loadGrpcHealth();
+      const outcome = await probeGrpcHealth({ host: check.host, port: check.port, service: check.service, timeoutMs, userAgent: ISTIO_PROBE_USER_AGENT });
+      return grpcMessage(outcome, `${hostForUrl(check.host)}:${check.port}`, timeoutMs);
+    }
   }
 }
 
@@ -35,110 +59,67 @@ function hostForUrl(host: string): string {
   return net.isIP(host) === 6 ? `[${host}]` : host;
 }
 
-/** 2xx and 3xx pass (redirects are not followed), as the kubelet and Istio's prober do. */
-function httpCheck(c: Extract<HealthCheck, { kind: 'httpGet' }>, timeoutMs: number): Promise<string | undefined> {
+async function httpCheck(c: Extract<HealthCheck, { kind: 'httpGet' }>, timeoutMs: number, network: ProbeNetwork): Promise<string | undefined> {
   const url = `${c.scheme}://${hostForUrl(c.host)}:${c.port}${c.path.startsWith('/') ? c.path : `/${c.path}`}`;
-  return new Promise((resolve) => {
-    const headers: Record<string, string> = { 'user-agent': 'istio-probe/1.0', connection: 'close' };
-    for (const h of c.headers) headers[h.name.toLowerCase()] = h.value;
-    const mod = c.scheme === 'https' ? https : http;
-    let settled = false;
-    const finish = (err: string | undefined): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      req.destroy();
-      resolve(err);
-    };
-    const req = mod.request(url, { method: 'GET', headers, agent: false, ...(c.scheme === 'https' ? { rejectUnauthorized: false } : {}) }, (res) => {
-      const code = res.statusCode ?? 0;
-      res.resume();
-      finish(code >= 200 && code < 400 ? undefined : `HTTP probe of ${url} failed with status code ${code}`);
-    });
-    const timer = setTimeout(() => finish(`HTTP probe of ${url} timed out after ${timeoutMs}ms`), timeoutMs);
-    req.on('error', (err) => finish(`HTTP probe of ${url} failed: ${describeError(err)}`));
-    req.end();
+  const headers: Record<string, string> = { 'user-agent': ISTIO_PROBE_USER_AGENT };
+  for (const h of c.headers) headers[h.name.toLowerCase()] = h.value;
+  const { host, connection: _connection, ...rest } = headers;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (err) {
+    return `HTTP probe of ${url} failed: ${describeError(err)}`;
+  }
+  const outcome = await probeHttp({
+    url: parsed,
+    ...(host !== undefined ? { host } : {}),
+    headers: rest,
+    timeoutMs,
+    http2: false,
+    redirects: 'none',
+    maxBodyBytes: 0,
+    network,
   });
+  return httpMessage(outcome, url, timeoutMs);
 }
 
-function tcpCheck(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const finish = (err: string | undefined): void => {
-      clearTimeout(timer);
-      socket.removeAllListeners();
-      socket.on('error', () => undefined);
-      socket.destroy();
-      resolve(err);
-    };
-    const timer = setTimeout(() => finish(`TCP probe of ${hostForUrl(host)}:${port} timed out after ${timeoutMs}ms`), timeoutMs);
-    socket.once('connect', () => finish(undefined));
-    socket.once('error', (err) => finish(`TCP probe of ${hostForUrl(host)}:${port} failed: ${describeError(err)}`));
-  });
+/** PURE: 2xx and 3xx pass (redirects are not followed), as the kubelet and Istio's prober do. */
+export function httpMessage(o: HttpProbeOutcome, url: string, timeoutMs: number): string | undefined {
+  if (!o.ok) return o.timedOut ? `HTTP probe of ${url} timed out after ${timeoutMs}ms` : `HTTP probe of ${url} failed: ${describeError(o.error)}`;
+  return o.status >= 200 && o.status < 400 ? undefined : `HTTP probe of ${url} failed with status code ${o.status}`;
 }
 
-/** Exit status 0 passes; the process group is killed at the timeout. */
-function execCheck(command: string[], timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const [file, ...args] = command;
-    if (file === undefined) return resolve('exec probe has no command');
-    let output = '';
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const collect = (d: Buffer): void => {
-      if (output.length < 1024) output += d.toString('utf8');
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
-    let settled = false;
-    const finish = (err: string | undefined): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(err);
-    };
-    const timer = setTimeout(() => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      finish(`exec probe ${command.join(' ')} timed out after ${timeoutMs}ms`);
-    }, timeoutMs);
-    child.on('error', (err) => finish(`exec probe ${command.join(' ')} failed: ${describeError(err)}`));
-    child.on('close', (code, signal) => {
-      if (code === 0) finish(undefined);
-      else finish(`exec probe ${command.join(' ')} failed with ${signal ? `signal ${signal}` : `exit status ${code}`}${output.trim() ? `: ${output.trim().split('\n')[0]}` : ''}`);
-    });
-  });
+/** PURE: the reason of a failed tcpSocket check; `target` is `host:port`. */
+export function tcpMessage(o: ProbeOutcome, target: string, timeoutMs: number): string | undefined {
+  if (o.ok) return undefined;
+  return o.timedOut ? `TCP probe of ${target} timed out after ${timeoutMs}ms` : `TCP probe of ${target} failed: ${describeError(o.error)}`;
 }
 
-const healthRoot = protobuf.Root.fromJSON({
-  nested: {
-    HealthCheckRequest: { fields: { service: { type: 'string', id: 1 } } },
-    HealthCheckResponse: { fields: { status: { type: 'int32', id: 1 } } },
-  },
-});
-const HealthCheckRequest = healthRoot.lookupType('HealthCheckRequest');
-const HealthCheckResponse = healthRoot.lookupType('HealthCheckResponse');
-const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+/** PURE: the reason of a failed exec check (command, exit status or signal, first output line). */
+export function execMessage(o: ExecProbeOutcome): string | undefined {
+  if (o.ok) return undefined;
+  const cmd = o.command.join(' ');
+  switch (o.kind) {
+    case 'timeout':
+      return `exec probe ${cmd} timed out after ${o.timeoutMs}ms`;
+    case 'spawn':
+      return o.command.length === 0 ? describeError(o.error) : `exec probe ${cmd} failed: ${describeError(o.error)}`;
+    case 'exit': {
+      const first = o.output.trim().split('\n')[0] ?? '';
+      return `exec probe ${cmd} failed with ${o.signal ? `signal ${o.signal}` : `exit status ${o.exitCode}`}${first ? `: ${first}` : ''}`;
+    }
+  }
+}
 
-/** `grpc.health.v1.Health/Check`, plaintext: SERVING passes. */
-function grpcCheck(c: Extract<HealthCheck, { kind: 'grpc' }>, timeoutMs: number): Promise<string | undefined> {
-  const target = `${hostForUrl(c.host)}:${c.port}`;
-  const client = new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.enable_retries': 0, 'grpc.service_config_disable_resolution': 1 });
-  return new Promise<string | undefined>((resolve) => {
-    client.makeUnaryRequest(
-      '/grpc.health.v1.Health/Check',
-      (m: { service: string }) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(m)).finish()),
-      (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b), { defaults: true }) as { status: number },
-      { service: c.service },
-      new grpc.Metadata({ waitForReady: true }),
-      { deadline: Date.now() + timeoutMs },
-      (err, value) => {
-        if (err) resolve(`gRPC probe of ${target} failed: ${err.code === grpc.status.DEADLINE_EXCEEDED ? `timed out after ${timeoutMs}ms` : err.details || err.message}`);
-        else if (value?.status === 1) resolve(undefined);
-        else resolve(`gRPC probe of ${target}: status ${SERVING_STATUS[value?.status ?? 0] ?? value?.status}`);
-      },
-    );
-  }).finally(() => client.close());
+/** PURE: the reason of a failed grpc check. */
+export function grpcMessage(o: GrpcHealthOutcome, target: string, timeoutMs: number): string | undefined {
+  if (o.ok) return undefined;
+  switch (o.kind) {
+    case 'status':
+      return `gRPC probe of ${target}: status ${o.statusName}`;
+    case 'rpc':
+      return `gRPC probe of ${target} failed: ${o.code === 'DEADLINE_EXCEEDED' ? `timed out after ${timeoutMs}ms` : o.details || o.message}`;
+    case 'resolve':
+      return `gRPC probe of ${target} failed: ${describeError(o.error)}`;
+  }
 }

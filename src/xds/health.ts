@@ -9,7 +9,8 @@
  *   no report was made yet or the last one said otherwise.
  * - `HealthProber` (shell) waits `initialDelay`, probes at once and then every period (never two
  *   probes at a time). A probe passes when Envoy is ready (§6.1) AND the check passes. Reports go
- *   to `onReport` (the xDS proxy's `sendHealth`). `close()` stops it and waits for a probe in
+ *   to `onReport` (the xDS proxy's `sendHealth`). The checks are the shared probers of
+ *   `src/probe/` (health-checks.ts maps their outcomes to report messages). `close()` stops it and waits for a probe in
  *   flight (bounded by its timeout); no report is made after `close()`.
  */
 import type { Logger } from '../log.js';
@@ -18,6 +19,7 @@ import { ConfigError } from '../errors.js';
 import { sleep } from '../lifecycle/abort.js';
 import type { HealthReport } from './messages.js';
 import { runCheck, type HealthCheck } from './health-checks.js';
+import { ProbeNetwork } from '../probe/network.js';
 
 export type { HealthCheck } from './health-checks.js';
 
@@ -166,17 +168,21 @@ export interface HealthProberOptions {
   envoyReady: () => EnvoyReadiness;
   onReport: (report: HealthReport) => void;
   log: Logger;
-  /** The check runner (tests may replace it). */
-  check?: (check: HealthCheck, timeoutMs: number) => Promise<string | undefined>;
+  /** IPv6 pod: an httpGet check binds `::6` and resolves host names to IPv6 first (default false). */
+  ipv6?: boolean;
+  /** The check runner (tests may replace it); `network` is the prober's source rule. */
+  check?: (check: HealthCheck, timeoutMs: number, network: ProbeNetwork) => Promise<string | undefined>;
 }
 
 export class HealthProber {
   private readonly stop = new AbortController();
   private running: Promise<void> | undefined;
   private readonly thresholds: HealthThresholds;
+  private readonly network: ProbeNetwork;
 
   constructor(private readonly options: HealthProberOptions) {
     this.thresholds = new HealthThresholds(options.spec.successThreshold, options.spec.failureThreshold);
+    this.network = ProbeNetwork.forPod(options.ipv6 ?? false);
   }
 
   start(): void {
@@ -209,7 +215,7 @@ export class HealthProber {
     if (!envoy.ready) return envoy.reason;
     const run = this.options.check ?? runCheck;
     try {
-      return await run(this.options.spec.check, this.options.spec.timeoutMs);
+      return await run(this.options.spec.check, this.options.spec.timeoutMs, this.network);
     } catch (err) {
       return `probe failed: ${(err as Error).message}`;
     }

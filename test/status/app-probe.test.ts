@@ -231,7 +231,7 @@ describe('IPv6 pods', () => {
 });
 
 describe('grpc', () => {
-  test('SERVING → 200; NOT_SERVING, unknown service, no server → 500; the kubelet User-Agent is forwarded', async () => {
+  test('SERVING → 200; NOT_SERVING, unknown service, no server → 500; the kubelet User-Agent is forwarded; source 127.0.0.6', async () => {
     const health = track(await startHealthServer({ '': 1, api: 1, batch: 2 }));
     const h = await statusWith({
       '/app-health/g/livez': { grpc: { port: health.port } },
@@ -249,5 +249,6 @@ describe('grpc', () => {
     expect(await status('/app-health/g/startupz')).toBe(200);
     expect(await status('/app-health/h/readyz')).toBe(500);
     expect(health.userAgents[0]).toMatch(/^kube-probe\/1\.29/);
+    expect(new Set(health.peers.map((p) => p.replace(/:\d+$/, '')))).toEqual(new Set(['127.0.0.6']));
   });
 });

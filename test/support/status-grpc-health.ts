@@ -3,7 +3,7 @@
  * tests: each service name maps to a ServingStatus; unknown services get NOT_FOUND.
  */
 import * as grpc from '@grpc/grpc-js';
-import { HEALTH_CHECK_METHOD, healthCodec, type HealthCheckRequestMessage, type HealthCheckResponseMessage } from '../../src/status/app-probe-grpc.js';
+import { HEALTH_CHECK_METHOD, healthCodec, type HealthCheckRequestMessage, type HealthCheckResponseMessage } from '../../src/probe/grpc-health.js';
 
 export interface HealthServer {
   port: number;
@@ -11,13 +11,16 @@ export interface HealthServer {
   statuses: Map<string, number>;
   /** User agents seen. */
   userAgents: string[];
+  /** Peer addresses seen (`call.getPeer()`, `address:port`). */
+  peers: string[];
   close(): Promise<void>;
 }
 
-export async function startHealthServer(statuses: Record<string, number>, host = '127.0.0.1'): Promise<HealthServer> {
+export async function startHealthServer(statuses: Record<string, number>, host = '127.0.0.1', port = 0): Promise<HealthServer> {
   const server = new grpc.Server();
   const map = new Map(Object.entries(statuses));
   const userAgents: string[] = [];
+  const peers: string[] = [];
   server.addService(
     {
       Check: {
@@ -36,19 +39,21 @@ export async function startHealthServer(statuses: Record<string, number>, host =
         cb: grpc.sendUnaryData<HealthCheckResponseMessage>,
       ) => {
         userAgents.push(String(call.metadata.get('user-agent')[0] ?? ''));
+        peers.push(call.getPeer());
         const status = map.get(call.request.service);
         if (status === undefined) cb({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
         else cb(null, { status });
       },
     },
   );
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:0`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   return {
-    port,
+    port: bound,
     statuses: map,
     userAgents,
+    peers,
     close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
   };
 }
