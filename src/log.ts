@@ -73,8 +73,10 @@ export function parseIstioLogLevel(spec: string | undefined, fallback: LevelWith
 }
 
 export function createLogger(options: LogOptions = {}): Logger {
-  const dest = options.destination ?? stderrDestination();
   const format = options.asJson === true ? (record: string) => record : istioText;
+  const dest =
+    options.destination ??
+    stderrDestination((n) => format(`{"level":40,"time":"${istioTime()}","msg":"${n} log lines dropped: stderr was backed up"}\n`));
   const stream = {
     write(record: string): void {
       try {

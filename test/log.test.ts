@@ -271,6 +271,62 @@ process.stdout.write(JSON.stringify({ before, after: threads() }) + '\\n', () =>
     lines.forEach((l, i) => expect(l.replace(TIME, 'T')).toBe(`T\tinfo\tchild\tline\ti=${i}`));
   });
 
+  test("the agent's lines and Envoy's forwarded stderr lines share a pipe without tearing each other", async () => {
+    // The child (test/support/log-interleave-child.ts) logs while forwarding a noisy process's
+    // stderr through EnvoyProcess; both kinds of line are often longer than PIPE_BUF. Its fd 2
+    // is a real pipe(2) (a shell pipeline) read by `dd bs=1500`: small reads free the pipe a
+    // little at a time, so writers often find room for part of a line. Every line read must be
+    // one whole line of one writer. (Without the logger's queueing behind process.stderr, this
+    // saw ~20 torn lines per run.) Agent lines keep their order; any the logger drops while
+    // stderr is over a MiB behind are announced, with their number, by a notice before the next.
+    const childJs = path.join(REPO, 'dist', 'test', 'support', 'log-interleave-child.js');
+    const script = '"$1" "$2" 2000 2000 2>&1 1>&3 3>&- | dd status=none bs=1500 3>&-';
+    const child = spawn('sh', ['-c', script, 'sh', process.execPath, childJs], { stdio: ['ignore', 'pipe', 'inherit', 'pipe'] });
+    let stdout = '';
+    (child.stdio[3] as NodeJS.ReadableStream).setEncoding('utf8').on('data', (d: string) => void (stdout += d));
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => void chunks.push(d));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', resolve);
+    });
+    expect(code).toBe(0);
+    const summary = JSON.parse(stdout) as { agentLines: number; envoyLines: number; dropped: number; fifo: boolean };
+    expect(summary.fifo).toBe(true);
+    const lines = Buffer.concat(chunks).toString('utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    const agent: number[] = [];
+    const envoy: number[] = [];
+    const torn: string[] = [];
+    let announced = 0;
+    let next = 0;
+    let done = false;
+    for (const line of lines) {
+      const a = /^(\S+)\tinfo\tagent\tA(\d+) (x*)$/.exec(line);
+      const e = /^E(\d+) (e*)$/.exec(line);
+      const notice = /^\S+\twarn\t(\d+) log lines dropped: stderr was backed up$/.exec(line);
+      if (a && ISO.test(a[1] ?? '') && (a[3] ?? '').length === (Number(a[2]) * 997) % 9000) {
+        const n = Number(a[2]);
+        expect(n).toBe(next + announced);
+        agent.push(n);
+        next = n + 1;
+        announced = 0;
+      } else if (e && (e[2] ?? '').length === (Number(e[1]) * 1231) % 9000) envoy.push(Number(e[1]));
+      else if (notice) announced += Number(notice[1]);
+      else if (/^\S+\tinfo\tagent\tdone$/.test(line)) {
+        expect(next + announced).toBe(summary.agentLines);
+        done = true;
+      } else torn.push(line.length > 120 ? `${line.slice(0, 60)}…${line.slice(-60)} (${line.length} chars)` : line);
+    }
+    expect(torn).toEqual([]);
+    expect(done).toBe(true);
+    expect(agent.length).toBeGreaterThan(0);
+    // Forwarded lines may be dropped (and counted) when stderr backs up, never reordered.
+    expect(envoy.length + summary.dropped).toBe(summary.envoyLines);
+    expect(envoy.every((n, i) => i === 0 || n > (envoy[i - 1] ?? -1))).toBe(true);
+    expect(envoy.length).toBeGreaterThan(0);
+  }, 60_000);
+
   test('a full non-blocking stderr pipe (EAGAIN) is waited out: nothing thrown, nothing lost, order kept', async () => {
     // The child makes fd 2 non-blocking the way the CLI does (touching process.stderr opens it
     // as a libuv pipe) and fills it until EAGAIN. The parent reads nothing more until the

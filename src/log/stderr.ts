@@ -10,7 +10,9 @@
  *   starts on a fresh one); any other error (EPIPE, EBADF) drops the line silently.
  * - When fd 2 is a pipe or socket and `process.stderr` still holds bytes it could not write
  *   (libuv writes what fits and queues the rest, tearing a line > PIPE_BUF), the line is queued
- *   behind them on `process.stderr` instead, up to QUEUE_LIMIT bytes, then dropped.
+ *   behind them on `process.stderr` instead (in order, never torn), up to QUEUE_LIMIT bytes;
+ *   beyond that lines are dropped until the queue drains.
+ * - Dropped lines are counted; the next line that goes out is preceded by `notice(count)`.
  */
 import fs from 'node:fs';
 import type { LogDestination } from '../log.js';
@@ -18,7 +20,7 @@ import type { LogDestination } from '../log.js';
 const STALL_LIMIT_MS = 10_000;
 const QUEUE_LIMIT = 1 << 20;
 
-export function stderrDestination(): LogDestination {
+export function stderrDestination(notice: (dropped: number) => string): LogDestination {
   let shared = false;
   try {
     const st = fs.fstatSync(2);
@@ -28,19 +30,27 @@ export function stderrDestination(): LogDestination {
   }
   let sleeper: Int32Array | undefined;
   let torn = false;
+  let dropped = 0;
   return {
-    write(line: string): void {
+    write(record: string): void {
+      const line = `${torn ? '\n' : ''}${dropped > 0 ? notice(dropped) : ''}${record}`;
       if (shared) {
         const stream = process.stderr;
         if (stream.writableLength > 0) {
-          if (stream.writableLength < QUEUE_LIMIT) stream.write(torn ? `\n${line}` : line);
-          torn = false;
+          if (stream.writableLength >= QUEUE_LIMIT) dropped++;
+          else {
+            stream.write(line);
+            torn = false;
+            dropped = 0;
+          }
           return;
         }
       }
-      let buf = Buffer.from(torn ? `\n${line}` : line, 'utf8');
+      let buf = Buffer.from(line, 'utf8');
       const total = buf.length;
+      const before = dropped;
       torn = false;
+      dropped = 0;
       let waitMs = 1;
       let stalledSince = 0;
       while (buf.length > 0) {
@@ -54,6 +64,7 @@ export function stderrDestination(): LogDestination {
           if (stalledSince === 0) stalledSince = now;
           else if (now - stalledSince >= STALL_LIMIT_MS) {
             torn = buf.length < total;
+            if (!torn) dropped = before + 1;
             return;
           }
           sleeper ??= new Int32Array(new SharedArrayBuffer(4));
