@@ -137,11 +137,20 @@ describe('text format: <ISO time>\\t<level>\\t[<scope>\\t]<msg>[\\t k=v …]', (
     };
     log.info({ hostile }, 'hostile');
     log.info({ huge: 2n ** 70n }, 'big');
+    log.info(
+      {
+        get bad(): never {
+          throw new Error('getter');
+        },
+      },
+      'getter',
+    );
     expect(text()).toBe(
       'T\tinfo\tcircular\tloop={"name":"loop","self":"[Circular]"}\n' +
         // pino's placeholder for a value it cannot stringify.
         'T\tinfo\thostile\thostile=[unable to serialize, circular reference is too complex to analyze]\n' +
-        'T\tinfo\tbig\thuge=1180591620717411303424\n',
+        'T\tinfo\tbig\thuge=1180591620717411303424\n' +
+        'T\tinfo\t[unserializable]\n',
     );
     const broken = createLogger({
       destination: {
@@ -326,6 +335,26 @@ process.stdout.write(JSON.stringify({ before, after: threads() }) + '\\n', () =>
     expect(envoy.every((n, i) => i === 0 || n > (envoy[i - 1] ?? -1))).toBe(true);
     expect(envoy.length).toBeGreaterThan(0);
   }, 60_000);
+
+  test('a closed fd 2 or a reader gone (EPIPE) loses the lines, never the process', async () => {
+    const script = (close: string) => `import fs from 'node:fs';
+${close}
+const { createLogger } = await import(${JSON.stringify(LOG_JS)});
+const log = createLogger().child({ scope: 'dead' });
+for (let i = 0; i < 500; i++) log.error({ i, pad: 'x'.repeat(4000) }, 'lost');
+fs.writeSync(1, 'alive\\n');
+`;
+    const closed = await run('closed.mjs', script('fs.closeSync(2);'));
+    expect([closed.code, closed.stdout, closed.stderr]).toEqual([0, 'alive\n', '']);
+    const file = path.join(tmp, 'epipe.mjs');
+    fs.writeFileSync(file, script(''));
+    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stderr.destroy();
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => void (stdout += d));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect([code, stdout]).toEqual([0, 'alive\n']);
+  });
 
   test('a full non-blocking stderr pipe (EAGAIN) is waited out: nothing thrown, nothing lost, order kept', async () => {
     // The child makes fd 2 non-blocking the way the CLI does (touching process.stderr opens it
