@@ -6,7 +6,8 @@
  * - Text (default): Istio's agent line `<time µs>\t<level>\t[<scope>\t]<msg>[\t<k>=<v> …]`
  *   (src/log/format.ts), made from pino's own record inside a synchronous destination, so
  *   pino's serializers (`err` with causes) shape both formats.
- * - JSON (`asJson`): pino's record, `{"level":<n>,"time":"<time µs>",<bindings, fields>,"msg":…}`.
+ * - JSON (`asJson`): pino's record, `{"level":<n>,"time":"<time µs>",<bindings, fields>,"msg":…}`,
+ *   each key once (a later binding or field replaces an earlier one in place).
  * - Errors under any top-level key are serialised like `err`.
  * - Output is synchronous: fd 2 by default (src/log/stderr.ts), or `destination.write(line)`.
  *   No worker thread, no transport.
@@ -15,7 +16,7 @@
  *   loses the line.
  */
 import { pino, stdSerializers, type LevelWithSilent, type Logger as PinoLogger } from 'pino';
-import { istioText, istioTime } from './log/format.js';
+import { istioText, istioTime, uniqueKeys } from './log/format.js';
 import { stderrDestination } from './log/stderr.js';
 
 /** Where finished lines go (each line ends with `\n`). `process.stdout`-like streams fit. */
@@ -73,7 +74,7 @@ export function parseIstioLogLevel(spec: string | undefined, fallback: LevelWith
 }
 
 export function createLogger(options: LogOptions = {}): Logger {
-  const format = options.asJson === true ? (record: string) => record : istioText;
+  const format = options.asJson === true ? uniqueKeys : istioText;
   const dest =
     options.destination ??
     stderrDestination((n) => format(`{"level":40,"time":"${istioTime()}","msg":"${n} log lines dropped: stderr was backed up"}\n`));
@@ -89,7 +90,7 @@ export function createLogger(options: LogOptions = {}): Logger {
   const logger: PinoLogger = pino(
     {
       level: parseIstioLogLevel(options.outputLevel),
-      base: undefined,
+      base: null,
       timestamp: () => `,"time":"${istioTime()}"`,
       formatters: { log: serializeErrors },
       hooks: {

@@ -81,6 +81,16 @@ describe('text format: <ISO time>\\t<level>\\t[<scope>\\t]<msg>[\\t k=v …]', (
     expect(Date.parse(stamp)).toBeLessThanOrEqual(Date.now() + 1);
   });
 
+  test("stamps carry microseconds, like Istio's (2006-01-02T15:04:05.000000Z), and never go back", () => {
+    const { log, lines } = capture();
+    for (let i = 0; i < 200; i++) log.info('tick');
+    const stamps = lines.map((l) => l.split('\t')[0] ?? '');
+    expect(stamps.every((s) => ISO.test(s))).toBe(true);
+    expect(stamps.every((s, i) => i === 0 || s >= (stamps[i - 1] ?? ''))).toBe(true);
+    // Sub-millisecond digits come from the monotonic clock, not zero padding.
+    expect(stamps.some((s) => !s.endsWith('000Z'))).toBe(true);
+  });
+
   test('the lines the pino-based logger printed, byte for byte (time aside)', () => {
     const { log, text } = capture({ outputLevel: 'debug' });
     log.info('plain');
@@ -181,6 +191,8 @@ describe('JSON format (--log_as_json)', () => {
     expect(recs.map((r) => r.level)).toEqual([30, 40, 20]);
     // The exact bytes of the simplest record (what log shippers see).
     expect(lines[0]?.replace(TIME, 'T')).toBe('{"level":30,"time":"T","msg":"plain"}\n');
+    // Each key once: a child's binding and a call's field replace the earlier value in place.
+    expect(lines[1]?.replace(TIME, 'T')).toBe('{"level":40,"time":"T","scope":"inner","extra":"y","a":1,"msg":"hello you"}\n');
   });
 });
 
@@ -291,16 +303,17 @@ process.stdout.write(JSON.stringify({ before, after: threads() }) + '\\n', () =>
     const childJs = path.join(REPO, 'dist', 'test', 'support', 'log-interleave-child.js');
     const script = '"$1" "$2" 2000 2000 2>&1 1>&3 3>&- | dd status=none bs=1500 3>&-';
     const child = spawn('sh', ['-c', script, 'sh', process.execPath, childJs], { stdio: ['ignore', 'pipe', 'inherit', 'pipe'] });
-    let stdout = '';
-    (child.stdio[3] as NodeJS.ReadableStream).setEncoding('utf8').on('data', (d: string) => void (stdout += d));
+    // fd 1 of the shell: what dd read from the child's fd 2; fd 3: the child's own stdout.
+    let summaryText = '';
+    (child.stdio[3] as NodeJS.ReadableStream).setEncoding('utf8').on('data', (d: string) => void (summaryText += d));
     const chunks: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => void chunks.push(d));
+    (child.stdio[1] as NodeJS.ReadableStream).on('data', (d: Buffer) => void chunks.push(d));
     const code = await new Promise<number | null>((resolve, reject) => {
       child.once('error', reject);
       child.once('close', resolve);
     });
     expect(code).toBe(0);
-    const summary = JSON.parse(stdout) as { agentLines: number; envoyLines: number; dropped: number; fifo: boolean };
+    const summary = JSON.parse(summaryText) as { agentLines: number; envoyLines: number; dropped: number; fifo: boolean };
     expect(summary.fifo).toBe(true);
     const lines = Buffer.concat(chunks).toString('utf8').split('\n');
     expect(lines.pop()).toBe('');

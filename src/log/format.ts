@@ -7,7 +7,9 @@
  *   `<time>\t<level>\t[<scope>\t]<msg>[\t<k>=<v> …]\n`. Fields keep pino's order (bindings,
  *   then the call's fields); a key written twice keeps its first position and its last value,
  *   as `JSON.parse` would. Strings print bare, every other value as its JSON text (so a BigInt
- *   keeps all its digits).
+ *   keeps all its digits);
+ * - `uniqueKeys(record)`: the JSON record with each key once, the same first-position/last-value
+ *   rule (pino appends a child's bindings and the call's fields without replacing).
  */
 const LEVEL_NAMES: Readonly<Record<string, string>> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
@@ -26,29 +28,41 @@ export function istioTime(): string {
   return `${iso.slice(0, 23)}${String(Math.floor(t * 1000) % 1000).padStart(3, '0')}Z`;
 }
 
-export function istioText(record: string): string {
-  let level = '';
-  let time = '';
-  let scope = '';
-  let msg = '';
+/** A record's top-level members: unquoted key → raw JSON value; a repeated key keeps its first position and its last value. */
+function members(record: string): { fields: Map<string, string>; count: number } {
   const fields = new Map<string, string>();
+  let count = 0;
   // pino writes `{"k":v,…}` with no whitespace; keys and values are scanned, not parsed.
-  for (let i = 1; record.charCodeAt(i) === 34 /* " */; ) {
+  for (let i = 1; record.charCodeAt(i) === 34 /* " */; count++) {
     const keyEnd = stringEnd(record, i);
-    const key = unquote(record.slice(i, keyEnd));
     const valueEnd = valueEndAt(record, keyEnd + 1);
-    const raw = record.slice(keyEnd + 1, valueEnd);
-    const text = raw.charCodeAt(0) === 34 ? unquote(raw) : raw;
-    if (key === 'level') level = LEVEL_NAMES[raw] ?? raw;
-    else if (key === 'time') time = text;
-    else if (key === 'msg') msg = text;
-    else if (key === 'scope') scope = text;
-    else fields.set(key, text);
+    fields.set(unquote(record.slice(i, keyEnd)), record.slice(keyEnd + 1, valueEnd));
     i = valueEnd + 1;
   }
+  return { fields, count };
+}
+
+export function istioText(record: string): string {
+  const { fields } = members(record);
+  const text = (raw: string | undefined) => (raw === undefined ? '' : raw.charCodeAt(0) === 34 ? unquote(raw) : raw);
+  const level = fields.get('level') ?? '';
+  const head = `${text(fields.get('time'))}\t${LEVEL_NAMES[level] ?? level}\t`;
+  const scope = text(fields.get('scope'));
+  const msg = text(fields.get('msg'));
   let extras = '';
-  for (const [key, text] of fields) extras += `${extras ? ' ' : ''}${key}=${text}`;
-  return `${time}\t${level}\t${scope ? `${scope}\t` : ''}${msg}${extras ? `\t${extras}` : ''}\n`;
+  for (const [key, raw] of fields) {
+    if (key !== 'level' && key !== 'time' && key !== 'scope' && key !== 'msg') extras += `${extras ? ' ' : ''}${key}=${text(raw)}`;
+  }
+  return `${head}${scope ? `${scope}\t` : ''}${msg}${extras ? `\t${extras}` : ''}\n`;
+}
+
+/** pino's JSON record with each key once (a child's binding or a call's field replaces an earlier one in place). */
+export function uniqueKeys(record: string): string {
+  const { fields, count } = members(record);
+  if (fields.size === count) return record;
+  let out = '';
+  for (const [key, raw] of fields) out += `${out ? ',' : '{'}${JSON.stringify(key)}:${raw}`;
+  return `${out}}\n`;
 }
 
 function unquote(json: string): string {
