@@ -10,8 +10,9 @@
  *   starts on a fresh one); any other error (EPIPE, EBADF) drops the line silently.
  * - When fd 2 is a pipe or socket and `process.stderr` still holds bytes it could not write
  *   (libuv writes what fits and queues the rest, tearing a line > PIPE_BUF), the line is queued
- *   behind them on `process.stderr` instead (in order, never torn), up to QUEUE_LIMIT bytes;
- *   beyond that lines are dropped until the queue drains.
+ *   behind them on `process.stderr` instead (in order, never torn, but no longer synchronous:
+ *   an immediate `process.exit` loses them), up to QUEUE_LIMIT bytes; beyond that lines are
+ *   dropped until the queue drains.
  * - Dropped lines are counted; the next line that goes out is preceded by `notice(count)`.
  */
 import fs from 'node:fs';
