@@ -36,7 +36,7 @@ export type Interfaces = NodeJS.Dict<NetworkInterfaceInfo[]>;
 /** The SAN istiod presents: ISTIOD_SAN, else the discovery host (`localhost` → istiod.istio-system.svc). */
 export function pilotSan(config: AgentConfig): string {
   const explicit = config.env.ISTIOD_SAN;
-  if (typeof explicit === 'string' && explicit !== '') return explicit;
+  if (explicit !== '') return explicit;
   const host = hostOf(config.discoveryAddress);
   return host === 'localhost' ? 'istiod.istio-system.svc' : host;
 }

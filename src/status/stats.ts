@@ -28,7 +28,7 @@ export function metricsEndpointOptions(
   return {
     metrics: deps.metrics,
     localhost: deps.localhost,
-    envoyPort: config.env.ENVOY_PROMETHEUS_PORT as number,
+    envoyPort: config.env.ENVOY_PROMETHEUS_PORT,
     ...(app ? { app } : {}),
   };
 }

@@ -51,7 +51,7 @@ export async function startAgentXds(o: AgentXdsOptions): Promise<AgentXds> {
   const settings = xdsUpstreamSettings(config);
   for (const k of settings.invalidHeaders) log.warn(`env ${k}: not a valid gRPC metadata key; header not sent`);
   if (settings.token) log.info(`xDS token ${settings.token.path} (JWT_POLICY=${settings.token.jwtPolicy})`);
-  else log.info(`xDS without a token (JWT_POLICY=${String(config.env.JWT_POLICY)})`);
+  else log.info(`xDS without a token (JWT_POLICY=${config.env.JWT_POLICY})`);
   const fixedNode = nodeFromIdentity(o.identity);
   const proxy = await XdsProxy.start({
     socketPath: xdsSocketPath(config),
