@@ -161,7 +161,7 @@ export function certOptionsFromConfig(config: AgentConfig): CertOptions {
       identity,
       ttlSeconds: Math.floor(ttlMs / 1000),
       key,
-      pkcs8: env.PKCS8_KEY === true,
+      pkcs8: env.PKCS8_KEY,
     },
     rotation: {
       graceRatio: ratio(env.SECRET_GRACE_PERIOD_RATIO, 'SECRET_GRACE_PERIOD_RATIO', 0.5, (r) => r > 0 && r < 1, 'a number between 0 and 1 (exclusive)', warnings),

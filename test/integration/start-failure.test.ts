@@ -64,6 +64,16 @@ describe('a failed start-up step leaves nothing behind', () => {
     expect(agent.stderr).toMatch(/status server closed/);
   });
 
+  test('bootstrap write: the bootstrap path is taken by a directory (every other component was up; no temp file is left)', async () => {
+    const agent = await failedStart(
+      { standalone: false, files: { [`${BOOTSTRAP}/keep`]: '' } },
+      /Error: configPath \S*etc\/istio\/proxy: cannot write the Envoy bootstrap: .+/,
+    );
+    expect(agent.stderr).toMatch(/status server listening on port \d+/);
+    expect(fs.readdirSync(path.join(agent.cwd, CONFIG_DIR)).sort()).toEqual(['envoy-rev.json']);
+    expect(agent.starts()).toEqual([]);
+  });
+
   test('xDS socket: its path is taken by a directory', async () => {
     const agent = await failedStart(
       { standalone: false, files: { [`${XDS_SOCKET}/keep`]: '' } },
