@@ -41,10 +41,15 @@ function socketFiles(dir: string): string[] {
 }
 
 /** Runs the agent to its exit and checks it left nothing behind; returns its stderr. */
-async function failedStart(options: StartAgentOptions, expected: RegExp, notListening: (a: AgentProcess) => number[] = (a) => [a.ports.status, a.ports.admin]): Promise<AgentProcess> {
+async function failedStart(
+  options: StartAgentOptions,
+  expected: RegExp,
+  notListening: (a: AgentProcess) => number[] = (a) => [a.ports.status, a.ports.admin],
+  code = 255,
+): Promise<AgentProcess> {
   const agent = await startTrackedAgent(options);
   const exit = await agent.waitExit();
-  expect({ exit, message: expected.exec(agent.stderr)?.[0] }).toEqual({ exit: { code: 255, signal: null }, message: expect.any(String) });
+  expect({ exit, message: expected.exec(agent.stderr)?.[0] }).toEqual({ exit: { code, signal: null }, message: expect.any(String) });
   expect(agent.stderr).not.toMatch(/internal error/);
   expect(processesWithCwd(agent.cwd)).toEqual([]);
   expect(socketFiles(agent.cwd)).toEqual([]);
@@ -123,5 +128,20 @@ describe('a failed start-up step leaves nothing behind', () => {
     expect(fs.existsSync(path.join(agent.cwd, SDS_SOCKET))).toBe(false);
     // Exactly one attempt: a spawn failure is a configuration error, never retried (SPEC §5.1).
     expect(agent.stderr.match(/cannot start Envoy/g)).toHaveLength(1);
+  });
+
+  test('a fatal error after start-up (crash loop) unwinds the same way, with exit 1', async () => {
+    const agent = await failedStart(
+      {
+        standalone: false,
+        env: { ENVOY_DOUBLE_CRASH_AFTER_MS: '0', ENVOY_DOUBLE_EXIT_CODE: '3', ENVOY_RESTART_BACKOFF_INITIAL: '10ms', ENVOY_RESTART_BACKOFF_MAX: '20ms' },
+      },
+      /Error: Envoy exited 5 times within 5m0s \(last: .*\); giving up/,
+      (a) => [a.ports.status, a.ports.admin],
+      1,
+    );
+    expect(agent.starts()).toHaveLength(5);
+    expect(agent.stderr).toMatch(/xDS proxy listening/);
+    expect(fs.existsSync(path.join(agent.cwd, BOOTSTRAP))).toBe(false);
   });
 });
