@@ -5,6 +5,8 @@
  * as they happen and the disposal then rejects with one DisposeError chaining them (newest
  * first, like SuppressedError). Idempotent: a second `disposeAsync()` returns the first one's
  * promise; adding to a disposed stack disposes the newcomer at once and throws.
+ * Ours everywhere, even where the runtime has one: the platform's stack neither logs each
+ * failure nor takes a logger, and `withStack`'s error precedence differs from `await using`.
  */
 import { DisposeError, describeError } from '../errors.js';
 
