@@ -9,10 +9,11 @@ export type ErrorCode =
   | 'BOOTSTRAP_TEMPLATE_INVALID'
   | 'BOOTSTRAP_WRITE_FAILED'
   | 'ENVOY_SPAWN_FAILED'
-  | 'ENVOY_EXITED'
   | 'ENVOY_CRASH_LOOP'
+  | 'LIFECYCLE_DISPOSE_FAILED'
+  | 'METRICS_SOURCE_FAILED'
+  | 'METRICS_SINK_FAILED'
   | 'SUPERVISOR_ILLEGAL_TRANSITION'
-  | 'PODINFO_INVALID'
   | 'IPTABLES_USAGE'
   | 'IPTABLES_FAILED'
   | 'STATUS_SERVER_LISTEN_FAILED'
@@ -24,6 +25,7 @@ export type ErrorCode =
   | 'SDS_LISTEN_FAILED'
   | 'WAIT_TIMEOUT'
   | 'REQUEST_FAILED'
+  | 'HTTP_TRANSPORT_FAILED'
   | 'XDS_PROXY_LISTEN_FAILED'
   | 'XDS_WIRE_MALFORMED'
   | 'XDS_GRPC_FRAMING'
@@ -55,6 +57,59 @@ export class ConfigError extends AgentError {
   constructor(message: string, options: AgentErrorOptions = {}) {
     super('AGENT_CONFIG_INVALID', message, options);
     this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Disposing a component failed. Like the proposal's SuppressedError: `error` is the latest
+ * failure, `suppressed` the one it displaced (an earlier disposer's, or the failure that
+ * started the disposal), so several failures chain.
+ */
+export class DisposeError extends AgentError {
+  readonly error: unknown;
+  readonly suppressed: unknown;
+
+  constructor(error: unknown, suppressed: unknown, message = `disposing failed: ${describeError(error)}`) {
+    super('LIFECYCLE_DISPOSE_FAILED', message, { cause: error });
+    this.name = 'DisposeError';
+    this.error = error;
+    this.suppressed = suppressed;
+  }
+
+  /** Every failure in the chain, oldest first. */
+  errors(): unknown[] {
+    const out: unknown[] = [];
+    let cur: unknown = this;
+    while (cur instanceof DisposeError) {
+      out.unshift(cur.error);
+      cur = cur.suppressed;
+    }
+    if (cur !== undefined) out.unshift(cur);
+    return out;
+  }
+}
+
+/** A metrics source (Envoy, the app) failed during one scrape; reported per source, never thrown out of the scrape. */
+export class MetricsSourceError extends AgentError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('METRICS_SOURCE_FAILED', message, options);
+    this.name = 'MetricsSourceError';
+  }
+}
+
+/** Writing the merged scrape body to the client failed; ends that scrape. */
+export class MetricsSinkError extends AgentError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('METRICS_SINK_FAILED', message, options);
+    this.name = 'MetricsSinkError';
+  }
+}
+
+/** An HTTP exchange of `wait`/`request` failed in transport; the message is the one-line, Go-like description. */
+export class HttpRequestError extends AgentError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('HTTP_TRANSPORT_FAILED', message, options);
+    this.name = 'HttpRequestError';
   }
 }
 

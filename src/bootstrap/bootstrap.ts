@@ -49,7 +49,7 @@ export interface TemplateChoice {
 
 export function chooseTemplate(config: AgentConfig): TemplateChoice {
   const env = config.env.ISTIO_BOOTSTRAP;
-  if (typeof env === 'string' && env !== '') return { path: path.resolve(config.cwd, env), source: 'ISTIO_BOOTSTRAP' };
+  if (env !== '') return { path: path.resolve(config.cwd, env), source: 'ISTIO_BOOTSTRAP' };
   if (config.templateFile !== '') return { path: path.resolve(config.cwd, config.templateFile), source: '--templateFile' };
   return { path: builtinTemplatePath(), source: 'built-in' };
 }
@@ -71,7 +71,7 @@ export function loadTemplate(choice: TemplateChoice): Template {
  */
 export function readBootstrapOverride(config: AgentConfig): { json?: string; error?: string } {
   const file = config.env.ISTIO_BOOTSTRAP_OVERRIDE;
-  if (typeof file !== 'string' || file === '') return {};
+  if (file === '') return {};
   const abs = path.resolve(config.cwd, file);
   let text: string;
   try {
@@ -141,12 +141,13 @@ export class BootstrapWriter {
       }
     }
     const dir = path.dirname(this.absolutePath);
+    const tmp = `${this.absolutePath}.tmp-${process.pid}`;
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const tmp = `${this.absolutePath}.tmp-${process.pid}`;
       fs.writeFileSync(tmp, text, { mode: 0o600 });
       fs.renameSync(tmp, this.absolutePath);
     } catch (err) {
+      removeQuietly(tmp);
       throw new AgentError('BOOTSTRAP_WRITE_FAILED', `configPath ${dir}: cannot write the Envoy bootstrap: ${(err as Error).message}`, {
         cause: err,
       });
@@ -162,5 +163,14 @@ export class BootstrapWriter {
     } catch {
       // Nothing was written there (e.g. configPath is unusable); nothing to remove.
     }
+  }
+}
+
+/** Removes a file if it is there; a path that cannot hold one (ENOTDIR) has nothing to remove. */
+function removeQuietly(file: string): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch {
+    // nothing was written there
   }
 }

@@ -45,7 +45,7 @@ export function statsInclusions(config: AgentConfig, annotations: Record<string,
   const m = config.proxy.proxyStatsMatcher;
   const pick = (ann: string, fromConfig: string[] | undefined) => splitList(annotations[ann]) ?? fromConfig ?? [];
   const suffixes = [...REQUIRED_SUFFIXES];
-  if (config.env.EXIT_ON_ZERO_ACTIVE_CONNECTIONS === true) suffixes.push('downstream_cx_active');
+  if (config.env.EXIT_ON_ZERO_ACTIVE_CONNECTIONS) suffixes.push('downstream_cx_active');
   return {
     inclusionPrefix: expandPodIp([...pick('sidecar.istio.io/statsInclusionPrefixes', m.inclusionPrefixes), ...REQUIRED_PREFIXES], ips),
     inclusionSuffix: expandPodIp([...pick('sidecar.istio.io/statsInclusionSuffixes', m.inclusionSuffixes), ...suffixes], ips),
@@ -60,7 +60,7 @@ export function extraStatTags(config: AgentConfig, annotations: Record<string, s
 
 /** `METRICS_LOCALHOST_ACCESS_ONLY` from env or proxyMetadata (SPEC §2 decision). */
 export function metricsLocalhostOnly(config: AgentConfig): boolean {
-  return config.env.METRICS_LOCALHOST_ACCESS_ONLY === true || config.proxy.proxyMetadata.METRICS_LOCALHOST_ACCESS_ONLY === 'true';
+  return config.env.METRICS_LOCALHOST_ACCESS_ONLY || config.proxy.proxyMetadata.METRICS_LOCALHOST_ACCESS_ONLY === 'true';
 }
 
 export function maxDownstreamConnections(config: AgentConfig): number {
@@ -96,7 +96,7 @@ export function templateData(inputs: TemplateInputs): Record<string, unknown> {
     wildcard: identity.wildcard,
     prometheus_listener_address: localhostOnly ? identity.localhost : identity.wildcard,
     metrics_localhost_access_only: localhostOnly,
-    xds_type: config.env.ISTIO_DELTA_XDS === false ? 'GRPC' : 'DELTA_GRPC',
+    xds_type: config.env.ISTIO_DELTA_XDS ? 'DELTA_GRPC' : 'GRPC',
     envoy_status_port: config.env.ENVOY_STATUS_PORT,
     envoy_prometheus_port: config.env.ENVOY_PROMETHEUS_PORT,
     workload_identity_socket_file: 'socket',

@@ -36,7 +36,7 @@ export type Interfaces = NodeJS.Dict<NetworkInterfaceInfo[]>;
 /** The SAN istiod presents: ISTIOD_SAN, else the discovery host (`localhost` → istiod.istio-system.svc). */
 export function pilotSan(config: AgentConfig): string {
   const explicit = config.env.ISTIOD_SAN;
-  if (typeof explicit === 'string' && explicit !== '') return explicit;
+  if (explicit !== '') return explicit;
   const host = hostOf(config.discoveryAddress);
   return host === 'localhost' ? 'istiod.istio-system.svc' : host;
 }
@@ -188,8 +188,8 @@ export function computeIdentity(config: AgentConfig, inputs: IdentityInputs): No
     METADATA_DISCOVERY: 'false',
   };
   if (!config.standalone && config.proxy.controlPlaneAuthPolicy !== 'NONE') typed.PILOT_SAN = [pilotSan(config)];
-  if (env.EXIT_ON_ZERO_ACTIVE_CONNECTIONS === true) typed.EXIT_ON_ZERO_ACTIVE_CONNECTIONS = 'true';
-  if (env.ENVOY_SKIP_DEPRECATED_LOGS === true) typed.ENVOY_SKIP_DEPRECATED_LOGS = 'true';
+  if (env.EXIT_ON_ZERO_ACTIVE_CONNECTIONS) typed.EXIT_ON_ZERO_ACTIVE_CONNECTIONS = 'true';
+  if (env.ENVOY_SKIP_DEPRECATED_LOGS) typed.ENVOY_SKIP_DEPRECATED_LOGS = 'true';
   if (staticLabels !== undefined) typed.STATIC_LABELS = sortKeys(staticLabels);
   if (config.outlierLogPath !== '') typed.OUTLIER_LOG_PATH = config.outlierLogPath;
   if (config.stsPort > 0) typed.STS_PORT = String(config.stsPort);

@@ -98,16 +98,15 @@ export function caServerName(address: string, addressFromCaAddr: boolean, istiod
 
 export function certOptionsFromConfig(config: AgentConfig): CertOptions {
   const env = config.env;
-  const str = (name: string): string => (typeof env[name] === 'string' ? (env[name] as string) : '');
   const warnings: string[] = [];
 
-  const caAddr = str('CA_ADDR');
+  const caAddr = env.CA_ADDR;
   const address = caAddr !== '' ? caAddr : config.discoveryAddress;
   const addressSource = caAddr !== '' ? 'CA_ADDR' : 'discoveryAddress';
 
   let tls: CaTlsOptions | false = false;
   if (!address.endsWith(PLAINTEXT_CA_PORT_SUFFIX)) {
-    const caRoot = str('CA_ROOT_CA');
+    const caRoot = env.CA_ROOT_CA;
     let rootCertPath: string;
     let rootCertSource: string;
     if (caRoot === SYSTEM_ROOTS) {
@@ -116,41 +115,41 @@ export function certOptionsFromConfig(config: AgentConfig): CertOptions {
     } else if (caRoot !== '') {
       rootCertPath = path.resolve(config.cwd, caRoot);
       rootCertSource = 'CA_ROOT_CA';
-    } else if (str('PILOT_CERT_PROVIDER') === 'custom') {
+    } else if (env.PILOT_CERT_PROVIDER === 'custom') {
       rootCertPath = path.resolve(config.cwd, CUSTOM_PROVIDER_ROOT_PATH);
       rootCertSource = 'PILOT_CERT_PROVIDER=custom';
     } else {
       rootCertPath = path.resolve(config.cwd, DEFAULT_CA_ROOT_PATH);
       rootCertSource = 'the default CA root';
     }
-    tls = { rootCertPath, rootCertSource, serverName: caServerName(address, caAddr !== '', str('ISTIOD_SAN')) };
+    tls = { rootCertPath, rootCertSource, serverName: caServerName(address, caAddr !== '', env.ISTIOD_SAN) };
   }
 
-  const ttlMs = env.SECRET_TTL as number;
+  const ttlMs = env.SECRET_TTL;
   if (!(ttlMs >= 1000)) throw new ConfigError(`SECRET_TTL: must be at least 1s, got ${ttlMs}ms`);
 
   let key: KeySpec;
-  const ecc = str('ECC_SIGNATURE_ALGORITHM');
+  const ecc = env.ECC_SIGNATURE_ALGORITHM;
   if (ecc === '') {
-    const bits = env.WORKLOAD_RSA_KEY_SIZE as number;
+    const bits = env.WORKLOAD_RSA_KEY_SIZE;
     if (!(bits >= MIN_RSA_KEY_BITS)) {
       throw new ConfigError(`WORKLOAD_RSA_KEY_SIZE: requested key size does not meet the minimum required size of ${MIN_RSA_KEY_BITS}, got ${bits}`);
     }
     key = { type: 'rsa', bits };
   } else if (ecc === 'ECDSA') {
-    const curve = str('ECC_CURVE');
+    const curve = env.ECC_CURVE;
     if (curve !== 'P256' && curve !== 'P384') warnings.push(`invalid value for env ECC_CURVE: ${JSON.stringify(curve)} (expected P256 or P384); using P256`);
     key = { type: 'ecdsa', curve: curve === 'P384' ? 'P-384' : 'P-256' };
   } else {
     throw new ConfigError(`ECC_SIGNATURE_ALGORITHM: unsupported EC signature algorithm ${JSON.stringify(ecc)} (expected ECDSA, or unset for RSA)`);
   }
 
-  const identity = spiffeIdentity(str('TRUST_DOMAIN'), config.pod.namespace, config.pod.serviceAccount);
+  const identity = spiffeIdentity(env.TRUST_DOMAIN, config.pod.namespace, config.pod.serviceAccount);
   if (config.pod.namespace === '' || config.pod.serviceAccount === '') {
     warnings.push(`POD_NAMESPACE or SERVICE_ACCOUNT is empty: the workload identity ${identity} is unlikely to be accepted by the CA`);
   }
 
-  const jwtPolicy = str('JWT_POLICY');
+  const jwtPolicy = env.JWT_POLICY;
   return {
     ca: {
       address,
@@ -162,11 +161,11 @@ export function certOptionsFromConfig(config: AgentConfig): CertOptions {
       identity,
       ttlSeconds: Math.floor(ttlMs / 1000),
       key,
-      pkcs8: env.PKCS8_KEY === true,
+      pkcs8: env.PKCS8_KEY,
     },
     rotation: {
-      graceRatio: ratio(str('SECRET_GRACE_PERIOD_RATIO'), 'SECRET_GRACE_PERIOD_RATIO', 0.5, (r) => r > 0 && r < 1, 'a number between 0 and 1 (exclusive)', warnings),
-      graceJitter: ratio(str('SECRET_GRACE_PERIOD_RATIO_JITTER'), 'SECRET_GRACE_PERIOD_RATIO_JITTER', 0.01, (r) => r >= 0 && r < 0.5, 'a number in [0, 0.5)', warnings),
+      graceRatio: ratio(env.SECRET_GRACE_PERIOD_RATIO, 'SECRET_GRACE_PERIOD_RATIO', 0.5, (r) => r > 0 && r < 1, 'a number between 0 and 1 (exclusive)', warnings),
+      graceJitter: ratio(env.SECRET_GRACE_PERIOD_RATIO_JITTER, 'SECRET_GRACE_PERIOD_RATIO_JITTER', 0.01, (r) => r >= 0 && r < 0.5, 'a number in [0, 0.5)', warnings),
     },
     warnings,
   };

@@ -4,6 +4,7 @@
  * and Go-like one-line descriptions of transport failures (`Get "<url>": <cause>`).
  */
 import { Agent, type Dispatcher } from 'undici';
+import { HttpRequestError } from '../errors.js';
 
 export interface HttpResult {
   status: number;
@@ -22,13 +23,8 @@ export interface HttpRequestOptions {
   signal?: AbortSignal;
 }
 
-/** Thrown for transport failures; the message is already the one-line description. */
-export class HttpRequestError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'HttpRequestError';
-  }
-}
+/** Thrown for transport failures (defined in the error catalogue). */
+export { HttpRequestError };
 
 /**
  * One HTTP exchange. Resolves with any status; rejects with HttpRequestError when the

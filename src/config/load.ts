@@ -12,7 +12,7 @@ import { parseJsonOrYaml } from './json-or-yaml.js';
 import { AgentError, ConfigError } from '../errors.js';
 import { parseGoDuration } from '../go/duration.js';
 import { parseFlags, parseGoBool } from './flags.js';
-import { PROXY_ENV, PROXY_FLAGS, type EnvSpec } from './options.js';
+import { PROXY_ENV, PROXY_FLAGS, type EnvSpec, type EnvValues } from './options.js';
 import {
   PROXY_CONFIG_DEFAULTS,
   mergeProxyConfig,
@@ -65,9 +65,7 @@ export interface AgentConfig {
   paths: { podInfoDir: string; meshConfig: string };
 }
 
-export interface EnvValues {
-  [name: string]: string | number | boolean | undefined;
-}
+export type { EnvValues } from './options.js';
 
 export interface ConfigInputs {
   argv: string[];
@@ -186,7 +184,7 @@ export function buildConfig(inputs: ConfigInputs): ConfigResult {
   if (!terminationSetByLayer && typeof legacyDrain === 'number' && legacyDrain > 0) {
     proxy.terminationDrainDuration = legacyDrain * 1000;
   }
-  const cpuLimit = env.ISTIO_CPU_LIMIT as number;
+  const cpuLimit = env.ISTIO_CPU_LIMIT;
   if (proxy.concurrency === 0 && cpuLimit > 0) proxy.concurrency = cpuLimit;
 
   const flagConcurrency = flag('concurrency');
@@ -216,7 +214,7 @@ export function buildConfig(inputs: ConfigInputs): ConfigResult {
     statusPort = Number(annStatus);
   }
 
-  const namespace = (env.POD_NAMESPACE as string) ?? '';
+  const namespace = env.POD_NAMESPACE;
   const standalone = flag('standalone') === 'true' || env.PILOT_AGENT_STANDALONE === true;
 
   const config: AgentConfig = {
@@ -233,11 +231,11 @@ export function buildConfig(inputs: ConfigInputs): ConfigResult {
     statusPort,
     discoveryAddress,
     pod: {
-      name: (env.POD_NAME as string) ?? '',
+      name: env.POD_NAME,
       namespace,
-      instanceIp: (env.INSTANCE_IP as string) ?? '',
-      serviceAccount: (env.SERVICE_ACCOUNT as string) ?? '',
-      hostIp: (env.HOST_IP as string) ?? '',
+      instanceIp: env.INSTANCE_IP,
+      serviceAccount: env.SERVICE_ACCOUNT,
+      hostIp: env.HOST_IP,
       labels,
       annotations,
     },
@@ -250,7 +248,7 @@ export function buildConfig(inputs: ConfigInputs): ConfigResult {
 
 /** Typed env values; a bad typed value warns and uses the default (Istio's behaviour). */
 function readEnv(raw: Readonly<Record<string, string | undefined>>, warnings: string[]): EnvValues {
-  const out: EnvValues = {};
+  const out: Record<string, string | number | boolean | undefined> = {};
   for (const spec of PROXY_ENV) {
     const value = raw[spec.name];
     const useDefault = () => (spec.default === '' && spec.type !== 'string' ? undefined : (convertEnv(spec, spec.default) ?? undefined));
@@ -266,7 +264,8 @@ function readEnv(raw: Readonly<Record<string, string | undefined>>, warnings: st
       out[spec.name] = converted ?? undefined;
     }
   }
-  return out;
+  // Each field's type follows from its spec's `type` and `default`, which convertEnv implements.
+  return out as EnvValues;
 }
 
 function expectedForm(spec: EnvSpec): string {

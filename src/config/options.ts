@@ -37,7 +37,7 @@ export interface EnvSpec {
 }
 
 /** Environment variables read by `proxy` (SPEC §2 and the sections cited). */
-export const PROXY_ENV: readonly EnvSpec[] = [
+export const PROXY_ENV = [
   { name: 'POD_NAME', type: 'string', default: '', doc: 'Pod name (node ID, metadata NAME)' },
   { name: 'POD_NAMESPACE', type: 'string', default: '', doc: 'Pod namespace (node ID, default --domain)' },
   { name: 'INSTANCE_IP', type: 'string', default: '', doc: 'Pod IP; first node IP when it parses as an IP' },
@@ -88,4 +88,18 @@ export const PROXY_ENV: readonly EnvSpec[] = [
     doc: 'Hot-restart Envoy (--restart-epoch) when its bootstrap changes; off: the new bootstrap applies at the next start',
   },
   { name: 'ENVOY_USER', type: 'string', default: 'istio-proxy', doc: 'User name Envoy runs as (istio-iptables default uid)' },
-];
+] as const satisfies readonly EnvSpec[];
+
+type EnvEntry = (typeof PROXY_ENV)[number];
+type EnvValueOf<T extends EnvType> = T extends 'bool' ? boolean : T extends 'int' | 'duration' ? number : string;
+/** Strings are always set ('' when unset); other types with no default may be undefined. */
+type MaybeUnset<S extends EnvSpec> = S['type'] extends 'string' ? never : S['default'] extends '' ? undefined : never;
+
+/**
+ * The typed environment, derived from PROXY_ENV: one field per variable, named as the variable,
+ * typed from its `type` (bool → boolean, int/duration → number (ms), string/json → string) and
+ * `| undefined` only when it has no default. A misspelt name does not compile.
+ */
+export type EnvValues = { readonly [S in EnvEntry as S['name']]: EnvValueOf<S['type']> | MaybeUnset<S> };
+
+export type EnvName = EnvEntry['name'];

@@ -18,7 +18,7 @@
  */
 import http from 'node:http';
 import type { Logger } from '../log.js';
-import { describeError } from '../errors.js';
+import { describeError, MetricsSinkError as SinkError, MetricsSourceError as SourceError } from '../errors.js';
 import { isOpenMetrics, responseContentType, rewriteAccept } from './accept.js';
 import type { AppScrapeTarget } from './annotations.js';
 import { consume, discard, get } from './fetch.js';
@@ -92,10 +92,6 @@ export function sourceTimeoutMs(header: string | undefined, defaultMs = DEFAULT_
 function hostForUrl(ip: string): string {
   return ip.includes(':') ? `[${ip}]` : ip;
 }
-
-class SourceError extends Error {}
-/** The sink (the scraper's connection) failed: the scrape ends, no source is blamed. */
-class SinkError extends Error {}
 
 interface AppResult {
   contentType: string | undefined;

@@ -39,7 +39,9 @@ export const proxyCommand: Command = async (argv, ctx) => {
   const log = createLogger({ outputLevel: config.logging.outputLevel, asJson: config.logging.asJson });
   for (const w of warnings) log.warn(w);
 
+  // One stop request, then a second one that cuts the drain short (SPEC §5.2).
   const stop = new AbortController();
+  const force = new AbortController();
   const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
   const onSignal = (sig: NodeJS.Signals) => {
     if (!stop.signal.aborted) {
@@ -47,10 +49,9 @@ export const proxyCommand: Command = async (argv, ctx) => {
       stop.abort(sig);
     } else {
       log.warn(`received ${sig} again`);
-      agentSecondSignal?.();
+      force.abort(sig);
     }
   };
-  let agentSecondSignal: (() => void) | undefined;
   const external = ctx.signal;
   if (external) external.addEventListener('abort', () => stop.abort(external.reason), { once: true });
   else for (const s of signals) process.on(s, onSignal);
@@ -61,7 +62,7 @@ export const proxyCommand: Command = async (argv, ctx) => {
       env: ctx.env,
       interfaces: os.networkInterfaces(),
       signal: stop.signal,
-      onSecondSignal: (fn) => (agentSecondSignal = fn),
+      forceSignal: force.signal,
     });
   } finally {
     if (!external) for (const s of signals) process.off(s, onSignal);

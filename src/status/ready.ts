@@ -68,6 +68,7 @@ export class ReadinessTracker {
   private loop: AbortController | undefined;
   private terminated = false;
   private everReady = false;
+  private readonly readyListeners = new Set<() => void>();
   private readonly interval: number;
   private readonly fastInterval: number;
   private readonly fastWindow: number;
@@ -78,6 +79,12 @@ export class ReadinessTracker {
     this.fastInterval = Math.min(options.fastPollIntervalMs ?? 20, this.interval);
     this.fastWindow = options.fastPollWindowMs ?? 1000;
     this.timeout = options.adminTimeoutMs ?? 1000;
+  }
+
+  /** Calls `listener` each time an Envoy process passes (like `onReady`); disposing the result unsubscribes. */
+  whenReady(listener: () => void): Disposable {
+    this.readyListeners.add(listener);
+    return { [Symbol.dispose]: () => void this.readyListeners.delete(listener) };
   }
 
   current(): ReadyState {
@@ -150,6 +157,7 @@ export class ReadinessTracker {
       this.set(result);
       if (result.ready) {
         this.options.onReady?.();
+        for (const l of this.readyListeners) l();
         if (!this.everReady) {
           this.everReady = true;
           this.options.onFirstReady?.();
@@ -174,6 +182,7 @@ export class ReadinessTracker {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
+    this.readyListeners.clear();
     this.stopLoop();
     this.generation++;
   }

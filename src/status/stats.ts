@@ -24,11 +24,11 @@ export function metricsEndpointOptions(
   deps: { metrics: AgentMetrics; localhost: string },
 ): MetricsEndpointOptions {
   const raw = config.env.ISTIO_PROMETHEUS_ANNOTATIONS;
-  const app = config.proxyType === 'sidecar' ? parsePrometheusAnnotations(typeof raw === 'string' ? raw : undefined, config.statusPort) : undefined;
+  const app = config.proxyType === 'sidecar' ? parsePrometheusAnnotations(raw, config.statusPort) : undefined;
   return {
     metrics: deps.metrics,
     localhost: deps.localhost,
-    envoyPort: config.env.ENVOY_PROMETHEUS_PORT as number,
+    envoyPort: config.env.ENVOY_PROMETHEUS_PORT,
     ...(app ? { app } : {}),
   };
 }

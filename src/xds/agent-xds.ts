@@ -5,7 +5,7 @@
  *
  * Order: the probe config is validated first (a ConfigError before anything listens), then the
  * proxy binds (before Envoy starts, so Envoy's first dial finds it), then the prober starts.
- * `close()` stops the prober, then the proxy; idempotent.
+ * `close()` / dispose stops the prober, then the proxy; idempotent.
  */
 import path from 'node:path';
 import type { Registry } from 'prom-client';
@@ -30,7 +30,7 @@ export interface AgentXdsOptions {
   registry?: Registry;
 }
 
-export interface AgentXds {
+export interface AgentXds extends AsyncDisposable {
   proxy: XdsProxy;
   prober: HealthProber | undefined;
   close(): Promise<void>;
@@ -51,7 +51,7 @@ export async function startAgentXds(o: AgentXdsOptions): Promise<AgentXds> {
   const settings = xdsUpstreamSettings(config);
   for (const k of settings.invalidHeaders) log.warn(`env ${k}: not a valid gRPC metadata key; header not sent`);
   if (settings.token) log.info(`xDS token ${settings.token.path} (JWT_POLICY=${settings.token.jwtPolicy})`);
-  else log.info(`xDS without a token (JWT_POLICY=${String(config.env.JWT_POLICY)})`);
+  else log.info(`xDS without a token (JWT_POLICY=${config.env.JWT_POLICY})`);
   const fixedNode = nodeFromIdentity(o.identity);
   const proxy = await XdsProxy.start({
     socketPath: xdsSocketPath(config),
@@ -73,13 +73,10 @@ export async function startAgentXds(o: AgentXdsOptions): Promise<AgentXds> {
     prober.start();
   }
   let closing: Promise<void> | undefined;
-  return {
-    proxy,
-    prober,
-    close: () =>
-      (closing ??= (async () => {
-        await prober?.close();
-        await proxy.close();
-      })()),
-  };
+  const close = () =>
+    (closing ??= (async () => {
+      await prober?.close();
+      await proxy.close();
+    })());
+  return { proxy, prober, close, [Symbol.asyncDispose]: close };
 }

@@ -54,7 +54,7 @@ export function xdsUpstreamSettings(config: AgentConfig, exists: (p: string) => 
   const abs = (p: string) => path.resolve(config.cwd, p);
   const env = config.env;
   const plaintext = config.proxy.controlPlaneAuthPolicy === 'NONE';
-  const jwtPolicy = typeof env.JWT_POLICY === 'string' ? env.JWT_POLICY : 'third-party-jwt';
+  const jwtPolicy = env.JWT_POLICY;
   const tokenPath = tokenPathFor(jwtPolicy);
 
   const staticHeaders: Record<string, string> = { clusterid: config.prefixedEnv.ISTIO_META_CLUSTER_ID ?? '' };
@@ -74,7 +74,7 @@ export function xdsUpstreamSettings(config: AgentConfig, exists: (p: string) => 
     ...(tokenPath ? { token: { path: abs(tokenPath), jwtPolicy } } : {}),
   };
   if (!plaintext) {
-    const explicit = typeof env.XDS_ROOT_CA === 'string' ? env.XDS_ROOT_CA : '';
+    const explicit = env.XDS_ROOT_CA;
     settings.rootCaPath = explicit !== '' ? abs(explicit) : exists(abs(LEGACY_ROOT_CERT)) ? abs(LEGACY_ROOT_CERT) : abs(DEFAULT_ROOT_CERT);
     settings.serverName = pilotSan(config);
   }

@@ -9,7 +9,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { EnvoySupervisor } from '../../src/supervisor/supervisor.js';
-import { runAgent } from '../../src/agent.js';
+import diagnostics_channel from 'node:diagnostics_channel';
+import { runAgent, SUPERVISOR_CHANNEL, type SupervisorMessage } from '../../src/agent.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { ENVOY_DOUBLE, startAgent } from '../support/agent-process.js';
@@ -74,15 +75,23 @@ async function startInProcessAgent(env: Record<string, string>, proxyConfig: Rec
   const logs: string[] = [];
   const log = createLogger({ outputLevel: 'default:info', destination: { write: (line: string) => void logs.push(line) } });
   const stop = new AbortController();
+  // The agent publishes its supervisor on a diagnostics channel (its documented test seam).
   let supervisor: EnvoySupervisor | undefined;
+  const onSupervisor = (message: unknown) => {
+    const m = message as SupervisorMessage;
+    if (m.config === config) supervisor = m.supervisor;
+  };
+  diagnostics_channel.subscribe(SUPERVISOR_CHANNEL, onSupervisor);
   const exit = runAgent({
     config,
     log,
     env: fullEnv,
     interfaces: { lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true, netmask: '255.0.0.0', mac: '00:00:00:00:00:00', cidr: '127.0.0.1/8' }] },
     signal: stop.signal,
-    onSupervisor: (s) => (supervisor = s),
   });
+  // Published synchronously once the supervisor exists, before the status server starts.
+  await waitUntil('supervisor published', () => supervisor, 10_000);
+  diagnostics_channel.unsubscribe(SUPERVISOR_CHANNEL, onSupervisor);
   let maxEnvoys = 0;
   const sampler = setInterval(() => {
     maxEnvoys = Math.max(maxEnvoys, processesWithCwd(cwd).length);

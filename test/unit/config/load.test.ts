@@ -1,6 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { buildConfig, parseProxyLogLevel, type ConfigInputs } from '../../../src/config/load.js';
 import { AgentError, ConfigError } from '../../../src/errors.js';
+import { PROXY_ENV } from '../../../src/config/options.js';
 import { SEED_ARGS, SEED_ENV } from '../../support/seed.js';
 
 function inputs(over: Partial<ConfigInputs> = {}): ConfigInputs {
@@ -207,5 +208,31 @@ describe('structured env values', () => {
     expect(c2.env.ISTIO_PROMETHEUS_ANNOTATIONS).toBeUndefined();
     expect(c2.env.DRAIN_DEADLINE).toBeUndefined();
     expect(c2.env.TRUST_DOMAIN).toBe('cluster.local');
+  });
+});
+
+describe('typed env record (derived from PROXY_ENV)', () => {
+  const { config } = buildConfig(inputs());
+
+  test('one field per variable of the table, each of its declared type', () => {
+    expect(Object.keys(config.env).sort()).toEqual(PROXY_ENV.map((e) => e.name).sort());
+    for (const spec of PROXY_ENV) {
+      const v = config.env[spec.name];
+      const expected = spec.type === 'bool' ? 'boolean' : spec.type === 'int' || spec.type === 'duration' ? 'number' : 'string';
+      if (v === undefined) expect(spec.type !== 'string' && spec.default === '').toBe(true);
+      else expect(`${spec.name}: ${typeof v}`).toBe(`${spec.name}: ${expected}`);
+    }
+  });
+
+  test('field types follow the table at compile time (tsc checks these lines)', () => {
+    const port: number = config.env.ENVOY_STATUS_PORT;
+    const delta: boolean = config.env.ISTIO_DELTA_XDS;
+    const policy: string = config.env.JWT_POLICY;
+    const deadline: number | undefined = config.env.DRAIN_DEADLINE;
+    // @ts-expect-error a misspelt variable name does not compile
+    const typo = config.env.ENVOY_STATUS_PROT;
+    // @ts-expect-error a duration without default may be unset: not a plain number
+    const unchecked: number = config.env.DRAIN_DEADLINE;
+    expect([port, delta, policy, deadline, typo, unchecked]).toEqual([15021, true, 'first-party-jwt', undefined, undefined, undefined]);
   });
 });

@@ -90,3 +90,22 @@ describe('readiness polls fast until the first success (issue 3)', () => {
     expect(admin.maxInFlight()).toBe(1);
   });
 });
+
+describe('readiness subscriptions', () => {
+  test('whenReady runs once per Envoy process that passes; disposing the subscription stops it', async () => {
+    const admin = await startAdmin(() => true);
+    const client = new EnvoyAdminClient({ host: '127.0.0.1', port: admin.port });
+    let passes = 0;
+    const tracker = new ReadinessTracker({ admin: client, standalone: true, log: createLogger({ outputLevel: 'none' }), onReady: () => void passes++ });
+    cleanups.push(admin.stop, () => client.close(), () => tracker[Symbol.asyncDispose]());
+    let heard = 0;
+    const subscription = tracker.whenReady(() => void heard++);
+    tracker.envoyStarted();
+    await until(() => passes === 1, 10_000);
+    expect(heard).toBe(1);
+    subscription[Symbol.dispose]();
+    tracker.envoyStarted();
+    await until(() => passes === 2, 10_000);
+    expect(heard).toBe(1);
+  });
+});

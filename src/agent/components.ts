@@ -1,0 +1,123 @@
+/**
+ * The start-up steps of `proxy` that are more than one call (the order lives in src/agent.ts).
+ * Each step logs what it chose and returns a started component (AsyncDisposable) or a value;
+ * none of them keeps anything running that its result does not own.
+ */
+import type { AgentConfig } from '../config/load.js';
+import type { Logger } from '../log.js';
+import { BootstrapWriter, readBootstrapOverride } from '../bootstrap/bootstrap.js';
+import { metricsLocalhostOnly } from '../bootstrap/data.js';
+import { formatGoDuration } from '../go/duration.js';
+import type { AgentMetrics } from '../metrics/registry.js';
+import { AppProbers } from '../status/app-probe.js';
+import type { ReadinessTracker } from '../status/ready.js';
+import { StatusServer } from '../status/server.js';
+import { metricsEndpointOptions } from '../status/stats.js';
+import type { EnvoySupervisor } from '../supervisor/supervisor.js';
+import type { AgentXds } from '../xds/agent-xds.js';
+import type { AgentNode } from './node.js';
+
+export function logEffectiveConfig(config: AgentConfig, log: Logger): void {
+  const pc = config.proxy;
+  const summary = {
+    proxyType: config.proxyType,
+    domain: config.domain,
+    standalone: config.standalone,
+    discoveryAddress: config.discoveryAddress,
+    statusPort: config.statusPort,
+    configPath: pc.configPath,
+    binaryPath: pc.binaryPath,
+    drainDuration: formatGoDuration(pc.drainDuration),
+    terminationDrainDuration: formatGoDuration(pc.terminationDrainDuration),
+    proxyAdminPort: pc.proxyAdminPort,
+    concurrency: pc.concurrency,
+    controlPlaneAuthPolicy: pc.controlPlaneAuthPolicy,
+    proxyMetadata: pc.proxyMetadata,
+  };
+  log.info({ config: summary }, 'effective config');
+}
+
+export function logIdentity(node: AgentNode, log: Logger): void {
+  const identity = node.identity;
+  for (const w of identity.warnings) log.warn(w);
+  log.info(`node ID ${identity.id}, cluster ${identity.cluster}, IPs ${identity.ips.join(',')}${identity.ipv6 ? ' (IPv6 mode)' : ''}`);
+}
+
+export interface PreparedBootstrap {
+  writer: BootstrapWriter;
+  /** `--config-yaml` from ISTIO_BOOTSTRAP_OVERRIDE, when readable. */
+  configYaml?: string;
+}
+
+/** Chooses the template, the SDS socket and the override; writes nothing yet (each Envoy start does). */
+export function prepareBootstrap(config: AgentConfig, log: Logger): PreparedBootstrap {
+  const writer = new BootstrapWriter(config);
+  if (writer.template) log.info(`bootstrap template ${writer.template.path} (${writer.template.source})`);
+  else log.info(`using customConfigFile ${writer.envoyPath} unchanged`);
+  log.info(`SDS socket ${writer.sds.path} (${writer.sds.reason})`);
+  if (config.standalone) log.info('standalone mode: no control plane, no xDS proxy');
+  const override = readBootstrapOverride(config);
+  if (override.error) log.error(`${override.error}; starting Envoy without --config-yaml`);
+  return { writer, ...(override.json !== undefined ? { configYaml: override.json } : {}) };
+}
+
+export interface XdsStepOptions {
+  config: AgentConfig;
+  node: AgentNode;
+  log: Logger;
+  readiness: ReadinessTracker;
+  metrics: AgentMetrics;
+}
+
+/** SPEC §7.1, §7.2: the xDS proxy and health reporting, listening before Envoy starts; none in standalone mode. */
+export async function startXdsProxy(o: XdsStepOptions): Promise<AgentXds | undefined> {
+  if (o.config.standalone) return undefined;
+  // Loaded on demand: grpc-js and protobufjs cost start-up time that standalone mode should not pay.
+  const { startAgentXds, nodeFromIdentity } = await import('../xds/agent-xds.js');
+  return startAgentXds({
+    config: o.config,
+    identity: o.node.identity,
+    node: () => nodeFromIdentity(o.node.identity),
+    log: o.log,
+    envoyReady: () => o.readiness.current(),
+    registry: o.metrics.registry,
+  });
+}
+
+/** SPEC §7.3: the SDS server on the bootstrap's socket and the CA client behind it; none in standalone mode. */
+export async function startWorkloadCerts(config: AgentConfig, socketPath: string, log: Logger, metrics: AgentMetrics): Promise<AsyncDisposable | undefined> {
+  if (config.standalone) return undefined;
+  // Loaded on demand: the X.509 stack costs start-up time that standalone mode should not pay.
+  const { startWorkloadCertificates } = await import('../sds/workload.js');
+  return startWorkloadCertificates({ config, socketPath, log, registry: metrics.registry });
+}
+
+export interface StatusStepOptions {
+  config: AgentConfig;
+  log: Logger;
+  node: AgentNode;
+  readiness: ReadinessTracker;
+  supervisor: EnvoySupervisor;
+  metrics: AgentMetrics;
+}
+
+/** SPEC §6: the status server, up before Envoy so :15021 reaches it at once; none when the port is 0. */
+export async function startStatusServer(o: StatusStepOptions): Promise<StatusServer | undefined> {
+  const { config, supervisor } = o;
+  if (config.statusPort === 0) {
+    o.log.info('status server disabled (status.sidecar.istio.io/port: 0)');
+    return undefined;
+  }
+  const log = o.log.child({ scope: 'status' });
+  const localhost = o.node.identity.localhost;
+  const status = await StatusServer.start({
+    port: config.statusPort,
+    log,
+    routes: { ready: o.readiness.handler, quit: () => supervisor.quit(), drain: () => void supervisor.drain() },
+    metrics: metricsEndpointOptions(config, { metrics: o.metrics, localhost }),
+    appProbers: AppProbers.fromConfig(config, { ipv6: o.node.identity.ipv6, log }),
+    metricsLocalhostOnly: metricsLocalhostOnly(config),
+  });
+  o.log.info(`status server on port ${status.port}`);
+  return status;
+}
