@@ -172,16 +172,33 @@ describe('real runner (real processes)', () => {
     const out = capture();
     const err = capture();
     const runner = realRunner(out.stream, err.stream);
-    expect(await runner.run('sh', ['-c', 'echo out; echo err >&2; exit 3'], {})).toEqual({ code: 3 });
-    expect(await runner.run('sh', ['-c', 'echo hidden >&2'], { quiet: true })).toEqual({ code: 0 });
+    expect(await runner.run('sh', ['-c', 'echo out; echo err >&2; exit 3'], {})).toEqual({ code: 3, stderr: 'err' });
+    expect(await runner.run('sh', ['-c', 'echo hidden >&2'], { quiet: true })).toEqual({ code: 0, stderr: 'hidden' });
+    expect(await runner.run('sh', ['-c', 'cat'], { input: 'fed on stdin\n' })).toEqual({ code: 0 });
     const missing = await runner.run('no-such-binary-istio-test', [], {});
     expect(missing.code).toBe(-1);
     expect(missing.error).toContain('"no-such-binary-istio-test" not found');
     const read = await runner.read('sh', ['-c', 'printf abc']);
     expect(read).toEqual({ code: 0, stdout: 'abc' });
     await new Promise((r) => setImmediate(r));
-    expect(out.text()).toBe('out\n');
+    expect(out.text()).toBe('out\nfed on stdin\n');
     expect(err.text()).toBe('err\n');
+  });
+
+  test('a failing command\'s error names the command, its exit code and its stderr', async () => {
+    const { istioIptables } = createIptablesCommands({
+      interfaceAddresses: () => ['10.1.2.3'],
+      readPasswd: () => undefined,
+      rulesFiles: () => tempFileStore(tmp),
+      runner: (ctx) => {
+        const real = realRunner(ctx.stdout, ctx.stderr);
+        const fail = (cmd: string) => ['-c', `echo "${cmd}: line 3 failed" >&2; exit 4`];
+        return { run: (cmd, _args, o) => real.run('sh', fail(cmd), o), read: real.read };
+      },
+    });
+    const r = await runCommand(istioIptables, SEED_ARGS);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Error: iptables-restore --noflush \S+: exit status 4: iptables-restore: line 3 failed\n$/);
   });
 
   test('a missing iptables binary fails the apply with a clear message (PATH without it)', async () => {
