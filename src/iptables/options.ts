@@ -9,7 +9,8 @@
  */
 import { AgentError } from '../errors.js';
 import { formatFlagHelp, parseFlags, parseGoBool, type FlagSpec } from '../config/flags.js';
-import { firstAddressIsIPv6, isPort, parseCidr, splitList } from './net.js';
+import { parseGoDuration } from '../config/duration.js';
+import { firstAddressIsIPv6, hasGlobalIPv6, isPort, parseCidr, splitList } from './net.js';
 
 export interface IptablesFlagSpec extends FlagSpec {
   /** Environment variable that sets the flag when it is not given (viper AutomaticEnv). */
@@ -59,13 +60,16 @@ export const IPTABLES_FLAGS: readonly IptablesFlagSpec[] = [
   flag('istio-inbound-tproxy-route-table', 'r', 'string', '133', 'Routing table used by TPROXY mode'),
   flag('dry-run', 'n', 'bool', 'false', 'Print the commands instead of running them'),
   flag('restore-format', 'f', 'bool', 'true', 'Apply with iptables-restore (false: one iptables command per rule)'),
-  flag('skip-rule-apply', undefined, 'bool', 'false', 'Do not generate or apply any rule'),
-  flag('run-validation', undefined, 'bool', 'false', 'Validate the capture after applying (not implemented: logs and succeeds)'),
-  flag('iptables-probe-port', undefined, 'string', '15002', 'Listen port of the validation probe (accepted; validation is not implemented)'),
-  flag('probe-timeout', undefined, 'string', '5s', 'Validation probe timeout (accepted; validation is not implemented)'),
-  flag('force-apply', undefined, 'bool', 'false', 'Apply even if rules look present (accepted; rules are always applied)'),
-  flag('cleanup-only', undefined, 'bool', 'false', 'Remove the chains and jumps istio-iptables creates, then stop'),
-  flag('native-nftables', undefined, 'bool', 'false', 'Use nftables instead of iptables (not supported: startup error)'),
+  flag('skip-rule-apply', undefined, 'bool', 'false', 'Write nothing to the kernel (istio-cni installed the rules); --run-validation still runs'),
+  flag('run-validation', undefined, 'bool', 'false', 'Prove the capture works: a connection from this uid to 127.0.0.6:<probe port> must arrive on a 127.0.0.1 listener at -p or -z, else exit 126 naming what was not redirected'),
+  flag('iptables-probe-port', undefined, 'string', '15002', 'Destination port of the validation connection'),
+  flag('probe-timeout', undefined, 'string', '5s', 'How long validation keeps trying (Go duration) before exit 126'),
+  flag('force-apply', undefined, 'bool', 'false', 'Apply even when every rule is already in place (without it a re-run over applied rules changes nothing)'),
+  flag('cleanup-only', undefined, 'bool', 'false', 'Remove the chains and jumps istio-iptables creates (with --native-nftables: the istio-proxy-* tables), then stop'),
+  flag('native-nftables', undefined, 'bool', 'false', 'Program current Istio\'s nftables rules (`nft -f`, tables inet istio-proxy-nat/-mangle) instead of iptables'),
+  flag('dual-stack', undefined, 'bool', 'false', 'IPv4 and IPv6 rules from one run when the pod has any IPv6 address (else IPv6 only for an IPv6-first pod)', {
+    envAliases: ['ISTIO_DUAL_STACK'],
+  }),
   flag('redirect-dns', undefined, 'bool', 'false', 'Capture DNS to the agent (not implemented: warns and changes nothing)', {
     envAliases: ['ISTIO_META_DNS_CAPTURE'],
   }),
@@ -121,6 +125,13 @@ export interface IptablesConfig {
   runValidation: boolean;
   forceApply: boolean;
   cleanupOnly: boolean;
+  nativeNftables: boolean;
+  dualStack: boolean;
+  /** Validation: destination port and how long to keep trying (ms). */
+  probePort: number;
+  probeTimeoutMs: number;
+  /** The pod's first address is IPv6 (validation then probes ::6 → ::1). */
+  hostIsIPv6: boolean;
   /** DNS capture was asked for (flag or env); it is not implemented, only warned about. */
   dnsCaptureRequested: boolean;
   logOutputLevel: string;
@@ -257,9 +268,8 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
   if (modeText !== '' && modeText !== 'REDIRECT' && modeText !== 'TPROXY') {
     throw usageError(`invalid value "${modeText}" for ${source('istio-inbound-interception-mode')}: unknown mode, expected REDIRECT or TPROXY`);
   }
-  if (bool('native-nftables')) {
-    throw usageError(`${source('native-nftables')} is not supported: this istio-iptables only programs iptables`);
-  }
+  const nativeNftables = bool('native-nftables');
+  const dualStack = bool('dual-stack');
 
   const proxyPort = port('envoy-port');
   const inboundCapturePort = port('inbound-capture-port');
@@ -283,9 +293,12 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
   const kubevirtInterfaces = ifaceList('kube-virt-interfaces');
   const inboundTProxyMark = number('istio-inbound-tproxy-mark', 'packet mark (a number)');
   const inboundTProxyRouteTable = number('istio-inbound-tproxy-route-table', 'routing table number');
-  // Accepted for compatibility; only validation would use them.
-  const probePort = raw('iptables-probe-port');
-  if (!isPort(probePort)) throw usageError(`invalid value "${probePort}" for ${source('iptables-probe-port')}: expected a port number 1-65535`);
+  const probePort = port('iptables-probe-port');
+  const timeoutText = raw('probe-timeout');
+  const probeTimeoutMs = parseGoDuration(timeoutText);
+  if (probeTimeoutMs === undefined || probeTimeoutMs <= 0) {
+    throw usageError(`invalid value "${timeoutText}" for ${source('probe-timeout')}: expected a positive Go duration such as 5s or 500ms`);
+  }
 
   const dryRun = bool('dry-run');
   const restoreFormat = bool('restore-format');
@@ -298,14 +311,20 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
   const dnsCaptureRequested = bool('redirect-dns') || (input.env.DNS_CAPTURE ?? '') !== '';
 
   let enableInboundIPv6 = false;
+  let hostIsIPv6 = false;
   if (!input.forCleanup && !cleanupOnly && !skipRuleApply) {
-    const v6 = firstAddressIsIPv6(input.interfaceAddresses());
+    const addresses = input.interfaceAddresses();
+    const v6 = firstAddressIsIPv6(addresses);
     if (v6 === undefined) {
       throw new AgentError('IPTABLES_FAILED', 'no valid local IP address found (needed to decide between IPv4 and IPv6 rules)', {
         exitCode: 1,
       });
     }
-    enableInboundIPv6 = v6;
+    hostIsIPv6 = v6;
+    // Dual stack (current Istio): any IPv6 address turns the IPv6 rules on next to the IPv4 ones.
+    enableInboundIPv6 = v6 || (dualStack && hasGlobalIPv6(addresses));
+  } else if (runValidation) {
+    hostIsIPv6 = firstAddressIsIPv6(input.interfaceAddresses()) ?? false;
   }
 
   const config: IptablesConfig = {
@@ -332,6 +351,11 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
     runValidation,
     forceApply,
     cleanupOnly,
+    nativeNftables,
+    dualStack,
+    probePort: Number(probePort),
+    probeTimeoutMs,
+    hostIsIPv6,
     dnsCaptureRequested,
     logOutputLevel: raw('log_output_level'),
     logAsJson: bool('log_as_json'),
