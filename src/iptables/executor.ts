@@ -155,7 +155,7 @@ export function failureMessage(command: string, outcome: RunOutcome): string {
 }
 
 /** Echoes and runs one command, applying its failure policy. */
-async function runStep(c: HostCommand, io: ExecutorIO): Promise<void> {
+export async function runStep(c: HostCommand, io: ExecutorIO): Promise<void> {
   io.out.write(commandEcho(c.cmd, c.args));
   const outcome = await io.runner.run(c.cmd, c.args, { quiet: c.quiet ?? false });
   if (outcome.code === 0) return;
@@ -180,18 +180,26 @@ async function restore(bin: 'iptables-restore' | 'ip6tables-restore', pattern: s
 }
 
 /** Applies `plan` (see the module comment for the sequence). Throws IPTABLES_FAILED after the saves. */
-export async function applyCapture(cfg: Readonly<IptablesConfig>, plan: CapturePlan, io: ExecutorIO): Promise<void> {
+export async function applyCapture(
+  cfg: Readonly<IptablesConfig>,
+  plan: CapturePlan,
+  io: ExecutorIO,
+  opts: { alreadyApplied?: boolean } = {},
+): Promise<void> {
   let failure: unknown;
-  try {
-    for (const c of plan.hostCommands) await runStep(c, io);
-    if (cfg.restoreFormat) {
-      await restore('iptables-restore', `iptables-rules-${io.now()}.txt`, toRestoreText(plan.v4), io);
-      await restore('ip6tables-restore', `ip6tables-rules-${io.now()}.txt`, toRestoreText(plan.v6), io);
-    } else {
-      for (const c of [...toCommands('iptables', plan.v4), ...toCommands('ip6tables', plan.v6)]) await runStep(c, io);
+  // Every rule already in place (the caller checked): only the saves run.
+  if (!opts.alreadyApplied) {
+    try {
+      for (const c of plan.hostCommands) await runStep(c, io);
+      if (cfg.restoreFormat) {
+        await restore('iptables-restore', `iptables-rules-${io.now()}.txt`, toRestoreText(plan.v4), io);
+        await restore('ip6tables-restore', `ip6tables-rules-${io.now()}.txt`, toRestoreText(plan.v6), io);
+      } else {
+        for (const c of [...toCommands('iptables', plan.v4), ...toCommands('ip6tables', plan.v6)]) await runStep(c, io);
+      }
+    } catch (e) {
+      failure = e;
     }
-  } catch (e) {
-    failure = e;
   }
   await runStep({ cmd: 'iptables-save', args: [], onFailure: 'ignore' }, io);
   if (cfg.enableInboundIPv6) await runStep({ cmd: 'ip6tables-save', args: [], onFailure: 'ignore' }, io);

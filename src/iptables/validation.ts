@@ -41,7 +41,7 @@ export function validationPlan(opts: { ipv6: boolean; proxyPort: string; inbound
 const hostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
 /** Serves `onToken(line)`'s reply to the first line of each connection. */
-function listen(host: string, port: number, onToken: (token: string) => string): Promise<net.Server | Error> {
+function listen(host: string, port: number, onToken: (token: string) => string): Promise<{ server: net.Server } | { error: string }> {
   return new Promise((resolve) => {
     const server = net.createServer((sock) => {
       sock.on('error', () => {});
@@ -54,8 +54,8 @@ function listen(host: string, port: number, onToken: (token: string) => string):
         else if (buf.length > 256) sock.destroy();
       });
     });
-    server.once('error', (e) => resolve(e));
-    server.listen({ host, port, exclusive: true }, () => resolve(server));
+    server.once('error', (e) => resolve({ error: e.message }));
+    server.listen({ host, port }, () => resolve({ server }));
   });
 }
 
@@ -111,8 +111,8 @@ export async function validateCapture(plan: ValidationPlan): Promise<ValidationR
         if (!seen.has(token)) seen.set(token, { kind: 'captured', port });
         return `captured ${port}`;
       });
-      if (s instanceof Error) bindErrors.push(`${hostPort(plan.listenHost, port)}: ${s.message}`);
-      else servers.push(s);
+      if ('error' in s) bindErrors.push(`${hostPort(plan.listenHost, port)}: ${s.error}`);
+      else servers.push(s.server);
     }
     if (servers.length === 0) return { ok: false, reason: `no capture listener could be opened (${bindErrors.join('; ')})`, attempts: 0 };
     // Catches probes that arrive unredirected; optional (the address may not exist, e.g. ::6).
@@ -120,7 +120,7 @@ export async function validateCapture(plan: ValidationPlan): Promise<ValidationR
       if (!seen.has(token)) seen.set(token, { kind: 'direct' });
       return 'not redirected';
     });
-    if (!(direct instanceof Error)) servers.push(direct);
+    if ('server' in direct) servers.push(direct.server);
 
     let last: Attempt | undefined;
     let attempts = 0;

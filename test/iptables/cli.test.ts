@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { main } from '../../src/cli.js';
 import { createIptablesCommands } from '../../src/iptables/command.js';
 import { IPTABLES_FLAGS } from '../../src/iptables/options.js';
+import { freePorts } from '../support/ports.js';
 import { capture, REPO_ROOT, runCommand, SEED_ARGS } from './helpers.js';
 
 async function cli(argv: string[], env: Record<string, string | undefined> = {}) {
@@ -48,7 +49,15 @@ describe('bad input exits 1 and names the culprit', () => {
     { argv: ['-t', 'mark'], expect: 'for -t/--istio-inbound-tproxy-mark: expected a packet mark' },
     { argv: ['-r', ''], expect: 'for -r/--istio-inbound-tproxy-route-table' },
     { argv: ['-n=maybe'], expect: 'invalid argument "maybe" for "-n" flag' },
-    { argv: ['--native-nftables'], expect: '--native-nftables is not supported' },
+    { argv: ['--probe-timeout', '5'], expect: 'invalid value "5" for --probe-timeout: expected a positive Go duration' },
+    { argv: ['--probe-timeout', '0s'], expect: 'invalid value "0s" for --probe-timeout' },
+    { argv: ['--iptables-probe-port', '0'], expect: 'invalid value "0" for --iptables-probe-port: expected a port number' },
+    { argv: ['--dual-stack=maybe'], expect: 'invalid argument "maybe" for "--dual-stack" flag' },
+    // Istio flags this istio-iptables does not implement fail at start, naming themselves.
+    { argv: ['--drop-invalid'], expect: 'unknown flag: --drop-invalid' },
+    { argv: ['-e', '15008'], expect: 'unknown flag: -e' },
+    { argv: ['--reconcile'], expect: 'unknown flag: --reconcile' },
+    { argv: ['--network-namespace', '/var/run/netns/x'], expect: 'unknown flag: --network-namespace' },
     { argv: ['stray'], expect: 'unexpected argument "stray"' },
   ])('$argv', async (c) => {
     const r = await cli(['istio-iptables', ...c.argv]);
@@ -62,7 +71,8 @@ describe('bad input exits 1 and names the culprit', () => {
     { env: { ISTIO_SERVICE_EXCLUDE_CIDR: '*' }, expect: 'for ISTIO_SERVICE_EXCLUDE_CIDR (env for -x/--istio-service-exclude-cidr)' },
     { env: { ISTIO_INBOUND_INTERCEPTION_MODE: 'tproxy' }, expect: 'for ISTIO_INBOUND_INTERCEPTION_MODE (env for -m/' },
     { env: { DRY_RUN: 'yes' }, expect: 'invalid value "yes" for DRY_RUN (env for -n/--dry-run): expected true or false' },
-    { env: { NATIVE_NFTABLES: 'true' }, expect: 'NATIVE_NFTABLES (env for --native-nftables) is not supported' },
+    { env: { PROBE_TIMEOUT: 'soon' }, expect: 'invalid value "soon" for PROBE_TIMEOUT (env for --probe-timeout)' },
+    { env: { ISTIO_DUAL_STACK: 'yes' }, expect: 'invalid value "yes" for ISTIO_DUAL_STACK (env for --dual-stack)' },
   ])('env $env', async (c) => {
     const r = await cli(['istio-iptables'], c.env);
     expect(r.code).toBe(1);
@@ -108,12 +118,32 @@ describe('help', () => {
 describe('accepted flags from current injectors', () => {
   const deps = { interfaceAddresses: () => ['10.1.2.3'], readPasswd: () => undefined };
 
-  test('--skip-rule-apply generates nothing; --run-validation logs and succeeds', async () => {
+  test('--skip-rule-apply writes nothing; --run-validation without redirection exits 126 within the probe timeout', async () => {
     const { istioIptables } = createIptablesCommands(deps);
-    const r = await runCommand(istioIptables, [...SEED_ARGS, '--log_output_level=default:info', '--run-validation', '--skip-rule-apply']);
-    expect(r.code).toBe(0);
+    const [p, z, probe] = await freePorts(3);
+    const started = Date.now();
+    const ports = ['-p', String(p), '-z', String(z), '--iptables-probe-port', String(probe), '--probe-timeout', '400ms'];
+    const r = await runCommand(istioIptables, [...SEED_ARGS, ...ports, '--run-validation', '--skip-rule-apply']);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(r.code).toBe(126);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toContain('iptables validation is not implemented');
+    // Nothing redirects in this namespace: the probe reached its own destination.
+    expect(r.stderr).toContain(`to 127.0.0.6:${probe} was not redirected to 127.0.0.1:${p} or 127.0.0.1:${z}: it reached 127.0.0.6:${probe} itself`);
+  });
+
+  test('--run-validation: a capture port already taken by someone else is named when none can be opened', async () => {
+    const { istioIptables } = createIptablesCommands(deps);
+    const net = await import('node:net');
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const r = await runCommand(istioIptables, ['-p', String(port), '-z', String(port), '--run-validation', '--skip-rule-apply', '--probe-timeout', '1s']);
+      expect(r.code).toBe(126);
+      expect(r.stderr).toContain(`no capture listener could be opened (127.0.0.1:${port}: listen EADDRINUSE`);
+    } finally {
+      taken.close();
+    }
   });
 
   test('--skip-rule-apply wins over --cleanup-only (current Istio: istio-cni did the work)', async () => {

@@ -23,7 +23,10 @@ interface Call {
   fileContents?: string;
 }
 
-function recordingRunner(script: (cmd: string, args: readonly string[]) => RunOutcome & { stdout?: string } = () => ({ code: 0 })) {
+function recordingRunner(
+  script: (cmd: string, args: readonly string[]) => RunOutcome & { stdout?: string } = () => ({ code: 0 }),
+  rulesPresent = false,
+) {
   const calls: Call[] = [];
   const reads: string[] = [];
   const factory = (ctx: { stdout: { write(s: string): unknown } }): Runner => ({
@@ -37,7 +40,8 @@ function recordingRunner(script: (cmd: string, args: readonly string[]) => RunOu
     },
     read: async (cmd, args) => {
       reads.push([cmd, ...args].join(' '));
-      const o = script(cmd, args);
+      // `iptables -C` (is this rule present?): a fresh pod has none, unless the script says so.
+      const o = args[2] === '-C' && !rulesPresent ? { code: 1 } : script(cmd, args);
       return { ...o, stdout: o.stdout ?? '' };
     },
   });
@@ -76,6 +80,23 @@ describe('apply', () => {
     // The echo precedes each command; the save's own output follows its echo.
     expect(r.stdout).toContain(`COMMIT\n\niptables-restore --noflush ${v4?.args[1]}\n`);
     expect(r.stdout.endsWith('iptables-save \n*nat\nCOMMIT\n')).toBe(true);
+  });
+
+  test('a re-run over rules already in place applies nothing; --force-apply applies without checking', async () => {
+    const present = recordingRunner(undefined, true);
+    const again = await runCommand(commands(present).istioIptables, SEED_ARGS);
+    expect(again.code).toBe(0);
+    expect(present.calls.map((c) => c.cmd)).toEqual(['iptables-save']);
+    // Every seed rule was checked with -C in its table.
+    expect(present.reads.filter((r) => r.startsWith('iptables -t nat -C '))).toHaveLength(seedRulesFile().split('\n').filter((l) => l.startsWith('-A ')).length);
+    expect(present.reads).toContain('iptables -t nat -C ISTIO_INBOUND -p tcp --dport 22 -j RETURN');
+    expect(again.stderr).toContain('every capture rule is already in place');
+
+    const forced = recordingRunner(undefined, true);
+    const f = await runCommand(commands(forced).istioIptables, [...SEED_ARGS, '--force-apply']);
+    expect(f.code).toBe(0);
+    expect(forced.reads).toEqual([]);
+    expect(forced.calls.map((c) => c.cmd)).toEqual(['iptables-restore', 'ip6tables-restore', 'iptables-save']);
   });
 
   test('IPv6 pod: ::6 is added to lo first, ip6tables-save runs last', async () => {
