@@ -1,0 +1,207 @@
+/**
+ * Real-kernel tests (root) for what current injectors ask of istio-iptables, each in fresh
+ * network namespaces (test/iptables/netns.ts):
+ *  - `--run-validation --skip-rule-apply` as uid 1337 (the istio-validation container):
+ *    rules in place → exit 0; no rules → exit 126 within the probe timeout naming the
+ *    failure; a partial rule set that does not redirect the probe → 126; nothing written;
+ *  - a re-run over applied rules is a no-op; `--force-apply` applies without checking;
+ *  - `ISTIO_DUAL_STACK`: v4 and v6 traffic both land on 15001/15006;
+ *  - `--native-nftables`: the iptables test's traffic cases land on the same ports (and
+ *    ssh too: Istio's nft rules have no port-22 exception); a re-run replaces rather than
+ *    duplicates; cleanup leaves no istio table.
+ * Skips, with the reason printed, when not root or a binary is missing.
+ */
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { REPO_ROOT, SEED_ARGS, seedRulesFile, seedSaveDump } from './helpers.js';
+import { connect, kernelSkipReason, NetnsPair, normalizeSave, onPath, parseSave, startServer, type Server } from './netns.js';
+
+const built = existsSync(path.join(REPO_ROOT, 'dist', 'src', 'cli.js'));
+const baseSkip = kernelSkipReason() ?? (built ? undefined : 'dist/ is not built (the jest globalSetup builds it)');
+const validationSkip = baseSkip ?? (onPath('setpriv') ? undefined : 'setpriv (util-linux) is not installed');
+const nftSkip = baseSkip ?? (onPath('nft') ? undefined : 'nft is not installed (apt-get install nftables)');
+for (const [what, why] of [
+  ['iptables kernel capture tests', baseSkip],
+  ['validation tests', validationSkip],
+  ['nftables tests', nftSkip],
+] as const) {
+  if (why) console.warn(`${what} skipped: ${why}`);
+}
+const when = (reason: string | undefined) => (reason ? describe.skip : describe);
+
+const APP = { uid: 1000, gid: 1000 };
+const PROXY = { uid: 1337, gid: 1337 };
+const POD_PORTS = [15001, 15006, 15020, 15021, 15090, 8080];
+const VALIDATE = ['istio-iptables', '--run-validation', '--skip-rule-apply', '--probe-timeout', '1500ms'];
+
+when(validationSkip)('--run-validation in a real network namespace, as uid 1337', () => {
+  let pair: NetnsPair;
+  beforeAll(async () => {
+    pair = await NetnsPair.create(4);
+  });
+  afterAll(async () => {
+    await pair?.destroy();
+  });
+
+  test('no rules: exit 126 within the probe timeout, naming what was not redirected; nothing written', async () => {
+    const before = await pair.save();
+    const started = Date.now();
+    const r = await pair.cliAs(1337, VALIDATE);
+    const took = Date.now() - started;
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain('traffic capture validation failed');
+    expect(r.stderr).toContain('a connection from uid 1337 to 127.0.0.6:15002 was not redirected to 127.0.0.1:15001 or 127.0.0.1:15006: it reached 127.0.0.6:15002 itself');
+    // 1.5 s of probing plus process start-up; far below what an unbounded retry would take.
+    expect(took).toBeGreaterThanOrEqual(1500);
+    expect(took).toBeLessThan(1500 + 8000);
+    expect(await pair.save()).toBe(before);
+  });
+
+  test('rules in place (the seed\'s): exit 0, the probe arrived on 15006', async () => {
+    expect((await pair.cli(['istio-iptables', ...SEED_ARGS])).code).toBe(0);
+    const before = await pair.save();
+    const r = await pair.cliAs(1337, VALIDATE);
+    expect(r.stderr).toContain('validation passed: the probe connection arrived redirected on port 15006');
+    expect(r.code).toBe(0);
+    expect(await pair.save()).toBe(before);
+  });
+
+  test('a partial rule set (inbound capture, but no OUTPUT jump) does not redirect the probe: 126', async () => {
+    expect((await pair.cli(['istio-clean-iptables'])).code).toBe(0);
+    const partial = seedRulesFile().replace('-A OUTPUT -p tcp -j ISTIO_OUTPUT\n', '');
+    expect(partial).not.toBe(seedRulesFile());
+    const restore = await pair.exec(pair.pod, 'sh', ['-c', `printf '%s' "$1" | iptables-restore --noflush`, 'sh', partial]);
+    expect(restore.code).toBe(0);
+    expect(parseSave(await pair.save()).rules.get('nat/PREROUTING')).toEqual(['-p tcp -j ISTIO_INBOUND']);
+    const r = await pair.cliAs(1337, VALIDATE);
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain('to 127.0.0.6:15002 was not redirected');
+  });
+});
+
+when(baseSkip)('re-running over rules already in place (iptables)', () => {
+  let pair: NetnsPair;
+  beforeAll(async () => {
+    pair = await NetnsPair.create(4);
+  });
+  afterAll(async () => {
+    await pair?.destroy();
+  });
+
+  test('the second run succeeds, applies nothing and duplicates nothing; --force-apply applies without the check', async () => {
+    expect((await pair.cli(['istio-iptables', ...SEED_ARGS])).code).toBe(0);
+    const again = await pair.cli(['istio-iptables', ...SEED_ARGS]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toContain('iptables-restore');
+    expect(again.stderr).toContain('every capture rule is already in place');
+    expect(await pair.save()).toBe(normalizeSave(seedSaveDump()));
+
+    // Forced: the restore runs (as in Istio it then meets the existing chains and fails as a whole).
+    const forced = await pair.cli(['istio-iptables', ...SEED_ARGS, '--force-apply']);
+    expect(forced.stdout).toContain('iptables-restore --noflush ');
+    expect(forced.code).toBe(1);
+    expect(forced.stderr).toMatch(/Error: iptables-restore --noflush \S+: exit status \d+: /);
+    expect(await pair.save()).toBe(normalizeSave(seedSaveDump()));
+  });
+});
+
+when(baseSkip)('ISTIO_DUAL_STACK in a dual-stack pod (iptables)', () => {
+  let pair: NetnsPair;
+  const servers: Server[] = [];
+  beforeAll(async () => {
+    pair = await NetnsPair.create('dual');
+    servers.push(await startServer(pair.pod, 'pod', POD_PORTS));
+    servers.push(await startServer(pair.peer, 'peer', [9999, 8080]));
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.stop();
+    await pair?.destroy();
+  });
+
+  test('without it an IPv4-first pod gets IPv4 rules only; with it v4 and v6 traffic both land on 15001/15006', async () => {
+    const v4only = await pair.cli(['istio-iptables', ...SEED_ARGS, '-n']);
+    expect(v4only.stdout).toContain('ENABLE_INBOUND_IPV6=false\n');
+
+    const r = await pair.cli(['istio-iptables', ...SEED_ARGS], { ISTIO_DUAL_STACK: 'true' });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('ENABLE_INBOUND_IPV6=true\n');
+    const peer6 = pair.peerAddr6 as string;
+    const pod6 = pair.podAddr6 as string;
+    for (const [peer, pod] of [
+      [pair.peerAddr, pair.podAddr],
+      [peer6, pod6],
+    ] as const) {
+      expect(await connect(pair.pod, peer, 9999, APP)).toEqual({ ok: true, reply: 'pod:15001' });
+      expect(await connect(pair.pod, peer, 9999, PROXY)).toEqual({ ok: true, reply: 'peer:9999' });
+      expect(await connect(pair.peer, pod, 8080)).toEqual({ ok: true, reply: 'pod:15006' });
+      expect(await connect(pair.peer, pod, 15021)).toEqual({ ok: true, reply: 'pod:15021' });
+    }
+    expect((await pair.cli(['istio-clean-iptables'])).code).toBe(0);
+    expect(await connect(pair.peer, pod6, 8080)).toEqual({ ok: true, reply: 'pod:8080' });
+  });
+});
+
+when(nftSkip)('--native-nftables on a real kernel', () => {
+  let pair: NetnsPair;
+  const servers: Server[] = [];
+  const nftTables = async () => (await pair.exec(pair.pod, 'nft', ['list', 'tables'])).stdout;
+  const nftRules = async () => (await pair.exec(pair.pod, 'nft', ['list', 'ruleset'])).stdout.split('\n').filter((l) => l.includes('counter')).length;
+
+  beforeAll(async () => {
+    pair = await NetnsPair.create(4);
+    servers.push(await startServer(pair.pod, 'pod', POD_PORTS));
+    servers.push(await startServer(pair.peer, 'peer', [9999, 8080]));
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.stop();
+    await pair?.destroy();
+  });
+
+  test('the seed\'s args: the same traffic lands on the same ports as with iptables (ssh too: no port-22 exception)', async () => {
+    const before = await pair.save();
+    const r = await pair.cli(['istio-iptables', ...SEED_ARGS, '--native-nftables']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('nft -f -\nadd table inet istio-proxy-nat\n');
+    expect(await nftTables()).toContain('table inet istio-proxy-nat');
+    // iptables is not touched.
+    expect(await pair.save()).toBe(before);
+
+    expect(await connect(pair.pod, pair.peerAddr, 9999, APP)).toEqual({ ok: true, reply: 'pod:15001' });
+    expect(await connect(pair.pod, pair.peerAddr, 8080)).toEqual({ ok: true, reply: 'pod:15001' });
+    expect(await connect(pair.pod, pair.peerAddr, 9999, PROXY)).toEqual({ ok: true, reply: 'peer:9999' });
+    expect(await connect(pair.pod, pair.peerAddr, 9999, { uid: 1000, gid: 1337 })).toEqual({ ok: true, reply: 'peer:9999' });
+    expect(await connect(pair.pod, '127.0.0.1', 8080, APP)).toEqual({ ok: true, reply: 'pod:8080' });
+    expect(await connect(pair.peer, pair.podAddr, 8080)).toEqual({ ok: true, reply: 'pod:15006' });
+    expect(await connect(pair.peer, pair.podAddr, 15001)).toEqual({ ok: true, reply: 'pod:15006' });
+    for (const port of [15020, 15021, 15090]) expect(await connect(pair.peer, pair.podAddr, port)).toEqual({ ok: true, reply: `pod:${port}` });
+    expect(await connect(pair.peer, pair.podAddr, 22)).toEqual({ ok: true, reply: 'pod:15006' });
+  });
+
+  test('a re-run replaces the rules instead of duplicating them', async () => {
+    const count = await nftRules();
+    expect(count).toBeGreaterThan(10);
+    expect((await pair.cli(['istio-iptables', ...SEED_ARGS, '--native-nftables'])).code).toBe(0);
+    expect(await nftRules()).toBe(count);
+  });
+
+  test('--cleanup-only --native-nftables leaves no istio table; traffic flows directly again', async () => {
+    const r = await pair.cli(['istio-iptables', '--cleanup-only', '--native-nftables']);
+    expect(r.code).toBe(0);
+    expect(await nftTables()).not.toContain('istio');
+    expect(await connect(pair.pod, pair.peerAddr, 9999, APP)).toEqual({ ok: true, reply: 'peer:9999' });
+    expect(await connect(pair.peer, pair.podAddr, 8080)).toEqual({ ok: true, reply: 'pod:8080' });
+    // Cleaning again is fine (the tables are added, then deleted).
+    expect((await pair.cli(['istio-clean-iptables', '--native-nftables'])).code).toBe(0);
+  });
+
+  test('with the nft rules in place, --run-validation as uid 1337 passes', async () => {
+    expect((await pair.cli(['istio-iptables', ...SEED_ARGS, '--native-nftables'])).code).toBe(0);
+    for (const s of servers.splice(0)) await s.stop();
+    const r = await pair.cliAs(1337, VALIDATE);
+    expect(r.stderr).toContain('arrived redirected on port 15006');
+    expect(r.code).toBe(0);
+  });
+});
