@@ -47,7 +47,7 @@ export const IPTABLES_FLAGS: readonly IptablesFlagSpec[] = [
     defaultText: 'uid of $ENVOY_USER [istio-proxy] in /etc/passwd, else 1337; plus ",0"',
   }),
   flag('proxy-gid', 'g', 'string', '', 'Comma-separated GIDs whose traffic is never captured', { defaultText: 'the -u list' }),
-  flag('istio-inbound-interception-mode', 'm', 'string', '', 'Inbound capture mode: REDIRECT or TPROXY ("" = REDIRECT)'),
+  flag('istio-inbound-interception-mode', 'm', 'string', '', 'Inbound capture mode: REDIRECT or TPROXY ("" = REDIRECT). iptables rules are Istio 1.6\'s (SPEC §9), nftables rules current Istio\'s'),
   flag('istio-inbound-ports', 'b', 'string', '', 'Inbound ports to capture: "*" or a comma-separated list; "" captures no inbound traffic'),
   flag('istio-local-exclude-ports', 'd', 'string', '', 'Inbound ports never captured; only with -b "*"'),
   flag('istio-service-cidr', 'i', 'string', '', 'Outbound destinations to capture: "*" or comma-separated CIDRs; "" captures no outbound traffic'),
@@ -58,8 +58,8 @@ export const IPTABLES_FLAGS: readonly IptablesFlagSpec[] = [
   flag('kube-virt-interfaces', 'k', 'string', '', 'Virtual interfaces whose inbound traffic (from a VM) is treated as outbound'),
   flag('istio-inbound-tproxy-mark', 't', 'string', '1337', 'Packet mark used by TPROXY mode'),
   flag('istio-inbound-tproxy-route-table', 'r', 'string', '133', 'Routing table used by TPROXY mode'),
-  flag('dry-run', 'n', 'bool', 'false', 'Print the commands instead of running them'),
-  flag('restore-format', 'f', 'bool', 'true', 'Apply with iptables-restore (false: one iptables command per rule)'),
+  flag('dry-run', 'n', 'bool', 'false', 'Print the commands instead of running them (also the nft input with --native-nftables, whose Istio path ignores it)'),
+  flag('restore-format', 'f', 'bool', 'true', 'Apply with iptables-restore (false: one iptables command per rule; Istio 1.6\'s flag, gone from current Istio)'),
   flag('skip-rule-apply', undefined, 'bool', 'false', 'Write nothing to the kernel (istio-cni installed the rules); --run-validation still runs'),
   flag('run-validation', undefined, 'bool', 'false', 'Prove the capture works: a connection from this uid to 127.0.0.6:<probe port> must arrive on a 127.0.0.1 listener at -p or -z, else exit 126 naming what was not redirected'),
   flag('iptables-probe-port', undefined, 'string', '15002', 'Destination port of the validation connection'),
@@ -67,13 +67,13 @@ export const IPTABLES_FLAGS: readonly IptablesFlagSpec[] = [
   flag('force-apply', undefined, 'bool', 'false', 'Apply even when every rule is already in place (without it a re-run over applied rules changes nothing)'),
   flag('cleanup-only', undefined, 'bool', 'false', 'Remove the chains and jumps istio-iptables creates (with --native-nftables: the istio-proxy-* tables), then stop'),
   flag('native-nftables', undefined, 'bool', 'false', 'Program current Istio\'s nftables rules (`nft -f`, tables inet istio-proxy-nat/-mangle) instead of iptables'),
-  flag('dual-stack', undefined, 'bool', 'false', 'IPv4 and IPv6 rules from one run when the pod has any IPv6 address (else IPv6 only for an IPv6-first pod)', {
+  flag('dual-stack', undefined, 'bool', 'false', 'Also program the IPv6 rules whenever the pod has a global IPv6 address (without it: only when the pod\'s first address is IPv6)', {
     envAliases: ['ISTIO_DUAL_STACK'],
   }),
-  flag('redirect-dns', undefined, 'bool', 'false', 'Capture DNS to the agent (not implemented: warns and changes nothing)', {
+  flag('redirect-dns', undefined, 'bool', 'false', 'Capture DNS to the agent (not implemented yet: warns and changes nothing)', {
     envAliases: ['ISTIO_META_DNS_CAPTURE'],
   }),
-  flag('capture-all-dns', undefined, 'bool', 'false', 'Capture all DNS on port 53 (not implemented)'),
+  flag('capture-all-dns', undefined, 'bool', 'false', 'Capture all DNS on port 53 (not implemented yet: changes nothing)'),
   flag('log_output_level', undefined, 'string', 'default:info', 'Log level, `level` or `default:level`', { noEnv: true }),
   flag('log_as_json', undefined, 'bool', 'false', 'Write logs as JSON', { noEnv: true }),
   flag('help', 'h', 'bool', 'false', 'Show this help', { noEnv: true, defaultText: '' }),

@@ -160,14 +160,50 @@ describe('accepted flags from current injectors', () => {
     expect(named.stdout).toContain('PROXY_UID=1500,0\n');
   });
 
-  test('--force-apply, --log_as_json, -q, -c and the probe flags are accepted', async () => {
+  test('--force-apply, --log_as_json, -q, -o, -k, -c and the probe flags are accepted and shape the rules', async () => {
     const { istioIptables } = createIptablesCommands(deps);
     const r = await runCommand(istioIptables, [
-      ...SEED_ARGS, '-q', '443', '-c', 'eth1', '--force-apply', '--log_as_json', '--iptables-probe-port', '15002', '--probe-timeout=5s', '-n',
+      ...SEED_ARGS, '-q', '443', '-o', '5432', '-k', 'vnet0', '-c', 'eth1', '--force-apply', '--log_as_json', '--iptables-probe-port', '15002', '--probe-timeout=5s', '-n',
     ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('-A ISTIO_OUTPUT -p tcp --dport 443 -j ISTIO_REDIRECT');
+    expect(r.stdout).toContain('-A ISTIO_OUTPUT -p tcp --dport 5432 -j RETURN');
+    expect(r.stdout).toContain('-I PREROUTING 1 -i vnet0 -j ISTIO_REDIRECT');
     expect(r.stdout).toContain('-A PREROUTING -i eth1 -j RETURN');
+  });
+
+  const noRunner = {
+    ...deps,
+    runner: () => {
+      throw new Error('dry run must not run anything');
+    },
+  };
+
+  test('--native-nftables -n prints the nft -f input (Istio\'s tables) and runs nothing', async () => {
+    const { istioIptables } = createIptablesCommands(noRunner);
+    const r = await runCommand(istioIptables, [...SEED_ARGS, '--native-nftables', '-n']);
+    expect(r.code).toBe(0);
+    const script = r.stdout.slice(r.stdout.indexOf('nft -f -\n') + 'nft -f -\n'.length);
+    expect(script.split('\n').slice(0, 3)).toEqual([
+      'add table inet istio-proxy-nat',
+      'flush table inet istio-proxy-nat',
+      'add chain inet istio-proxy-nat prerouting { type nat hook prerouting priority -100 ; }',
+    ]);
+    expect(script).toContain('add rule inet istio-proxy-nat istio-inbound meta l4proto tcp tcp dport 15020 counter return\n');
+    expect(script).toContain('add rule inet istio-proxy-nat istio-output counter jump istio-redirect\n');
+    expect(script).not.toContain('dport 22');
+    // NATIVE_NFTABLES in the env does the same.
+    const env = await runCommand(istioIptables, [...SEED_ARGS, '-n'], { NATIVE_NFTABLES: 'true' });
+    expect(env.stdout).toBe(r.stdout);
+  });
+
+  test('--cleanup-only --native-nftables -n prints the table deletions', async () => {
+    const { istioIptables, istioCleanIptables } = createIptablesCommands(noRunner);
+    const r = await runCommand(istioIptables, ['--cleanup-only', '--native-nftables', '-n']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('nft -f -\nadd table inet istio-proxy-nat\ndelete table inet istio-proxy-nat\nadd table inet istio-proxy-mangle\n');
+    const clean = await runCommand(istioCleanIptables, ['--native-nftables', '-n']);
+    expect(clean.stdout).toBe(r.stdout);
   });
 
   test.each([
@@ -210,5 +246,15 @@ describe('as a process', () => {
     expect(bad.stderr).toContain('unknown flag: --bogus');
     const ok = await run(process.execPath, [bin, 'istio-clean-iptables', '-n']);
     expect(ok.stdout).toContain('iptables -t nat -D PREROUTING -p tcp -j ISTIO_INBOUND\n');
+  });
+
+  (built ? test : test.skip)('--native-nftables without an nft binary on PATH: exit 1 naming nft', async () => {
+    const run = promisify(execFile);
+    const r = await run(process.execPath, [bin, 'istio-iptables', ...SEED_ARGS, '--native-nftables'], { env: { PATH: '/nonexistent-for-this-test' } }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('--native-nftables needs the nft binary, which is missing: executable file "nft" not found in $PATH');
   });
 });
