@@ -48,14 +48,26 @@ function idempotentHostCommands(commands: readonly HostCommand[]): HostCommand[]
   return out;
 }
 
+/** Current Istio also routes marked IPv6 packets to lo (the 1.6 iptables path is IPv4 only). */
+function tproxyV6(cfg: Readonly<IptablesConfig>, verb: 'add' | 'del'): HostCommand[] {
+  if (cfg.mode !== 'TPROXY' || !cfg.enableInboundIPv6 || cfg.inboundPortsInclude === '') return [];
+  const [mark, table] = [cfg.inboundTProxyMark, cfg.inboundTProxyRouteTable];
+  const route = ['-f', 'inet6', 'route', verb === 'add' ? 'replace' : 'del', 'local', 'default', 'dev', 'lo', 'table', table];
+  const rule = (v: string): HostCommand => ({ cmd: 'ip', args: ['-f', 'inet6', 'rule', v, 'fwmark', mark, 'lookup', table], onFailure: v === 'add' ? 'fail' : 'ignore', quiet: v === 'del' });
+  return verb === 'add'
+    ? [rule('del'), rule('add'), { cmd: 'ip', args: route, onFailure: 'fail' }]
+    : [rule('del'), { cmd: 'ip', args: route, onFailure: 'ignore', quiet: true }];
+}
+
 export async function applyNftCapture(cfg: Readonly<IptablesConfig>, io: ExecutorIO): Promise<void> {
   const script = toNftScript(buildNftRules(cfg));
   if (script !== '') await runScript(script, io);
-  for (const c of idempotentHostCommands(buildCapturePlan(cfg).hostCommands)) await runStep(c, io);
+  for (const c of [...idempotentHostCommands(buildCapturePlan(cfg).hostCommands), ...tproxyV6(cfg, 'add')]) await runStep(c, io);
 }
 
 /** Deletes the istio-proxy-* tables (missing ones are fine) and the routing extras. */
 export async function cleanupNftCapture(cfg: Readonly<IptablesConfig>, io: ExecutorIO): Promise<void> {
   await runScript(nftCleanupScript(), io);
-  for (const c of buildCleanupPlan(cfg).hostCommands) await runStep(c, io);
+  const v6 = { ...cfg, mode: 'TPROXY' as const, enableInboundIPv6: true, inboundPortsInclude: '*' };
+  for (const c of [...buildCleanupPlan(cfg).hostCommands, ...tproxyV6(v6, 'del')]) await runStep(c, io);
 }

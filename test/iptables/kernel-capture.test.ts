@@ -138,8 +138,55 @@ when(baseSkip)('ISTIO_DUAL_STACK in a dual-stack pod (iptables)', () => {
       expect(await connect(pair.peer, pod, 8080)).toEqual({ ok: true, reply: 'pod:15006' });
       expect(await connect(pair.peer, pod, 15021)).toEqual({ ok: true, reply: 'pod:15021' });
     }
+    // A re-run over the v4 and v6 rules changes nothing (the ::6 address is not added twice).
+    const again = await pair.cli(['istio-iptables', ...SEED_ARGS], { ISTIO_DUAL_STACK: 'true' });
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toContain('ip -6 addr add');
     expect((await pair.cli(['istio-clean-iptables'])).code).toBe(0);
     expect(await connect(pair.peer, pod6, 8080)).toEqual({ ok: true, reply: 'pod:8080' });
+  });
+
+  (nftSkip ? test.skip : test)('the same with --native-nftables: one inet table captures v4 and v6', async () => {
+    const r = await pair.cli(['istio-iptables', ...SEED_ARGS, '--native-nftables', '--dual-stack']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('ip6 saddr ::6/128');
+    for (const [peer, pod] of [
+      [pair.peerAddr, pair.podAddr],
+      [pair.peerAddr6 as string, pair.podAddr6 as string],
+    ] as const) {
+      expect(await connect(pair.pod, peer, 9999, APP)).toEqual({ ok: true, reply: 'pod:15001' });
+      expect(await connect(pair.pod, peer, 9999, PROXY)).toEqual({ ok: true, reply: 'peer:9999' });
+      expect(await connect(pair.peer, pod, 8080)).toEqual({ ok: true, reply: 'pod:15006' });
+      expect(await connect(pair.peer, pod, 15090)).toEqual({ ok: true, reply: 'pod:15090' });
+    }
+    // Re-running is no error (the ::6 address is replaced, the tables flushed and refilled).
+    expect((await pair.cli(['istio-iptables', ...SEED_ARGS, '--native-nftables', '--dual-stack'])).code).toBe(0);
+    expect((await pair.cli(['istio-iptables', '--cleanup-only', '--native-nftables'])).code).toBe(0);
+    expect((await pair.exec(pair.pod, 'nft', ['list', 'tables'])).stdout).not.toContain('istio');
+    expect((await pair.exec(pair.pod, 'ip', ['-6', 'addr', 'show', 'dev', 'lo'])).stdout).not.toContain('::6/128');
+  });
+
+  (nftSkip ? test.skip : test)('TPROXY as nftables (v4 and v6, -c, -k): the kernel takes the mangle rules and the policy route; cleanup removes them', async () => {
+    const flags = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'TPROXY', '-i', '*', '-b', '*', '-d', '15090,15021,15020', '-c', 'eth9', '-k', 'vnet0'];
+    const r = await pair.cli(['istio-iptables', ...flags, '--native-nftables', '--dual-stack']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const ruleset = (await pair.exec(pair.pod, 'nft', ['list', 'table', 'inet', 'istio-proxy-mangle'])).stdout;
+    expect(ruleset).toMatch(/tproxy ip to :15006/);
+    expect(ruleset).toMatch(/tproxy ip6 to :15006/);
+    for (const fam of ['-4', '-6']) {
+      expect((await pair.exec(pair.pod, 'ip', [fam, 'rule', 'show'])).stdout).toMatch(/fwmark 0x539 lookup 133/);
+      expect((await pair.exec(pair.pod, 'ip', [fam, 'route', 'show', 'table', '133'])).stdout).toMatch(/^local default dev lo/m);
+    }
+    expect((await pair.cli(['istio-iptables', ...flags, '--native-nftables', '--dual-stack'])).code).toBe(0);
+    for (const fam of ['-4', '-6']) expect((await pair.exec(pair.pod, 'ip', [fam, 'rule', 'show'])).stdout.match(/fwmark 0x539/g)).toHaveLength(1);
+    expect((await pair.cli(['istio-iptables', ...flags, '--cleanup-only', '--native-nftables'])).code).toBe(0);
+    expect((await pair.exec(pair.pod, 'nft', ['list', 'tables'])).stdout).not.toContain('istio');
+    for (const fam of ['-4', '-6']) {
+      expect((await pair.exec(pair.pod, 'ip', [fam, 'rule', 'show'])).stdout).not.toMatch(/fwmark 0x539/);
+      expect((await pair.exec(pair.pod, 'ip', [fam, 'route', 'show', 'table', '133'])).stdout).toBe('');
+    }
   });
 });
 
