@@ -80,6 +80,26 @@ when(validationSkip)('--run-validation in a real network namespace, as uid 1337'
   });
 });
 
+when(validationSkip)('--run-validation in an IPv6-only pod, as uid 1337', () => {
+  let pair: NetnsPair;
+  beforeAll(async () => {
+    pair = await NetnsPair.create(6);
+  });
+  afterAll(async () => {
+    await pair?.destroy();
+  });
+
+  test('the probe goes ::1 → ::6 and must arrive on [::1]:15006; without rules 126, with them 0', async () => {
+    const none = await pair.cliAs(1337, VALIDATE);
+    expect(none.code).toBe(126);
+    expect(none.stderr).toContain('to [::6]:15002 was not redirected to [::1]:15001 or [::1]:15006');
+    expect((await pair.cli(['istio-iptables', ...SEED_ARGS])).code).toBe(0);
+    const ok = await pair.cliAs(1337, VALIDATE);
+    expect(ok.stderr).toContain('arrived redirected on port 15006');
+    expect(ok.code).toBe(0);
+  });
+});
+
 when(baseSkip)('re-running over rules already in place (iptables)', () => {
   let pair: NetnsPair;
   beforeAll(async () => {
