@@ -19,7 +19,6 @@ import { execa } from 'execa';
 import { AgentError } from '../errors.js';
 import {
   buildCleanupPlan,
-  sweepJumps,
   toCommands,
   toRestoreText,
   type CapturePlan,
@@ -27,6 +26,7 @@ import {
 } from './builder.js';
 import type { IptablesConfig } from './options.js';
 import { commandEcho, rulesFileEcho } from './report.js';
+import { sweepJumps } from './save.js';
 
 export interface RunOutcome {
   /** Exit status; -1 when the command could not be started (then `error` says why). */

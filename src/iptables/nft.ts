@@ -97,6 +97,10 @@ export function buildNftRules(cfg: Readonly<IptablesConfig>): NftRule[] {
     }
   }
   for (const ifName of splitList(cfg.kubevirtInterfaces)) r.insert(NAT, 'prerouting', 0, 'iifname', ifName, 'counter', 'return');
+  if (cfg.dropInvalid) {
+    r.append(MANGLE, 'prerouting', 'meta l4proto tcp', 'ct state', 'invalid', 'counter', 'jump', 'istio-drop');
+    r.append(MANGLE, 'istio-drop', 'counter', 'drop');
+  }
 
   r.append(NAT, 'istio-inbound', 'meta l4proto tcp', 'tcp dport', INBOUND_TUNNEL_PORT, 'counter', 'return');
   r.append(NAT, 'istio-redirect', 'meta l4proto tcp', 'counter', 'redirect to', `:${cfg.proxyPort}`);

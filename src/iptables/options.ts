@@ -19,7 +19,14 @@ export interface IptablesFlagSpec extends FlagSpec {
   default: string;
   /** Extra environment variables that also set it (current Istio's aliases). */
   envAliases?: string[];
+  /** An Istio flag this istio-iptables does not implement: given (flag or env), it fails at start with this reason. */
+  rejected?: string;
 }
+
+const unsupported = (long: string, short: string | undefined, type: 'string' | 'bool', reason: string): IptablesFlagSpec => ({
+  ...flag(long, short, type, '', `Not supported: fails at start (${reason})`, { defaultText: '' }),
+  rejected: reason,
+});
 
 const flag = (
   long: string,
@@ -70,10 +77,18 @@ export const IPTABLES_FLAGS: readonly IptablesFlagSpec[] = [
   flag('dual-stack', undefined, 'bool', 'false', 'Also program the IPv6 rules whenever the pod has a global IPv6 address (without it: only when the pod\'s first address is IPv6)', {
     envAliases: ['ISTIO_DUAL_STACK'],
   }),
+  flag('drop-invalid', undefined, 'bool', 'false', 'Drop packets conntrack marks INVALID (out of window) instead of letting them reset the connection', {
+    envAliases: ['INVALID_DROP'],
+  }),
   flag('redirect-dns', undefined, 'bool', 'false', 'Capture DNS to the agent (not implemented yet: warns and changes nothing)', {
     envAliases: ['ISTIO_META_DNS_CAPTURE'],
   }),
   flag('capture-all-dns', undefined, 'bool', 'false', 'Capture all DNS on port 53 (not implemented yet: changes nothing)'),
+  unsupported('inbound-tunnel-port', 'e', 'string', 'the 1.6 iptables rules have no HBONE tunnel port; the nftables rules always exempt 15008'),
+  unsupported('network-namespace', undefined, 'string', 'run it inside the pod\'s namespace instead, e.g. with ip netns exec'),
+  unsupported('cni-mode', undefined, 'bool', 'the istio-cni plugin is not part of this agent'),
+  unsupported('reconcile', undefined, 'bool', 'replacing a differing rule set is not implemented; run --cleanup-only first'),
+  unsupported('force-iptables-binary', undefined, 'string', 'the iptables, ip6tables and nft found on PATH are used'),
   flag('log_output_level', undefined, 'string', 'default:info', 'Log level, `level` or `default:level`', { noEnv: true }),
   flag('log_as_json', undefined, 'bool', 'false', 'Write logs as JSON', { noEnv: true }),
   flag('help', 'h', 'bool', 'false', 'Show this help', { noEnv: true, defaultText: '' }),
@@ -127,6 +142,7 @@ export interface IptablesConfig {
   cleanupOnly: boolean;
   nativeNftables: boolean;
   dualStack: boolean;
+  dropInvalid: boolean;
   /** Validation: destination port and how long to keep trying (ms). */
   probePort: number;
   probeTimeoutMs: number;
@@ -264,6 +280,12 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
     return v;
   };
 
+  for (const spec of IPTABLES_FLAGS) {
+    if (!spec.rejected) continue;
+    const given = parsed.values.has(spec.long) || [spec.env, ...(spec.envAliases ?? [])].some((e) => e !== undefined && (input.env[e] ?? '') !== '');
+    if (given) throw usageError(`${source(spec.long)} is not supported: ${spec.rejected}`);
+  }
+
   const modeText = raw('istio-inbound-interception-mode');
   if (modeText !== '' && modeText !== 'REDIRECT' && modeText !== 'TPROXY') {
     throw usageError(`invalid value "${modeText}" for ${source('istio-inbound-interception-mode')}: unknown mode, expected REDIRECT or TPROXY`);
@@ -353,6 +375,7 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
     cleanupOnly,
     nativeNftables,
     dualStack,
+    dropInvalid: bool('drop-invalid'),
     probePort: Number(probePort),
     probeTimeoutMs,
     hostIsIPv6,

@@ -129,8 +129,10 @@ export async function validateCapture(plan: ValidationPlan): Promise<ValidationR
       if (remaining <= 0) break;
       attempts++;
       const token = `istio-validation-${randomBytes(16).toString('hex')}`;
-      last = await attempt(plan, token, remaining, seen);
-      if (last.kind === 'captured') return { ok: true, port: last.port, attempts };
+      const outcome = await attempt(plan, token, remaining, seen);
+      if (outcome.kind === 'captured') return { ok: true, port: outcome.port, attempts };
+      // An attempt cut short by the deadline says less than an earlier one that completed.
+      if (!(last && outcome.kind === 'error' && outcome.code === 'ETIMEDOUT')) last = outcome;
       const pause = Math.min(plan.retryMs ?? 250, deadline - Date.now());
       if (pause > 0) await new Promise((r) => setTimeout(r, pause));
     }

@@ -54,10 +54,11 @@ describe('bad input exits 1 and names the culprit', () => {
     { argv: ['--iptables-probe-port', '0'], expect: 'invalid value "0" for --iptables-probe-port: expected a port number' },
     { argv: ['--dual-stack=maybe'], expect: 'invalid argument "maybe" for "--dual-stack" flag' },
     // Istio flags this istio-iptables does not implement fail at start, naming themselves.
-    { argv: ['--drop-invalid'], expect: 'unknown flag: --drop-invalid' },
-    { argv: ['-e', '15008'], expect: 'unknown flag: -e' },
-    { argv: ['--reconcile'], expect: 'unknown flag: --reconcile' },
-    { argv: ['--network-namespace', '/var/run/netns/x'], expect: 'unknown flag: --network-namespace' },
+    { argv: ['-e', '15008'], expect: '-e/--inbound-tunnel-port is not supported: the 1.6 iptables rules have no HBONE tunnel port' },
+    { argv: ['--reconcile'], expect: '--reconcile is not supported: replacing a differing rule set is not implemented' },
+    { argv: ['--network-namespace', '/var/run/netns/x'], expect: '--network-namespace is not supported' },
+    { argv: ['--cni-mode=false'], expect: '--cni-mode is not supported' },
+    { argv: ['--force-iptables-binary', 'iptables-legacy'], expect: '--force-iptables-binary is not supported' },
     { argv: ['stray'], expect: 'unexpected argument "stray"' },
   ])('$argv', async (c) => {
     const r = await cli(['istio-iptables', ...c.argv]);
@@ -71,6 +72,7 @@ describe('bad input exits 1 and names the culprit', () => {
     { env: { ISTIO_SERVICE_EXCLUDE_CIDR: '*' }, expect: 'for ISTIO_SERVICE_EXCLUDE_CIDR (env for -x/--istio-service-exclude-cidr)' },
     { env: { ISTIO_INBOUND_INTERCEPTION_MODE: 'tproxy' }, expect: 'for ISTIO_INBOUND_INTERCEPTION_MODE (env for -m/' },
     { env: { DRY_RUN: 'yes' }, expect: 'invalid value "yes" for DRY_RUN (env for -n/--dry-run): expected true or false' },
+    { env: { RECONCILE: 'true' }, expect: 'RECONCILE (env for --reconcile) is not supported' },
     { env: { PROBE_TIMEOUT: 'soon' }, expect: 'invalid value "soon" for PROBE_TIMEOUT (env for --probe-timeout)' },
     { env: { ISTIO_DUAL_STACK: 'yes' }, expect: 'invalid value "yes" for ISTIO_DUAL_STACK (env for --dual-stack)' },
   ])('env $env', async (c) => {

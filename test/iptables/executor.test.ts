@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { sweepJumps, tokenizeSaveLine } from '../../src/iptables/builder.js';
+import { sweepJumps, tokenizeSaveLine } from '../../src/iptables/save.js';
 import { createIptablesCommands } from '../../src/iptables/command.js';
 import { realRunner, tempFileStore, type RunOutcome, type Runner } from '../../src/iptables/executor.js';
 import { firstAddressIsIPv6, lookupUidInPasswd, parseCidr } from '../../src/iptables/net.js';

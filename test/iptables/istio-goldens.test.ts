@@ -1,8 +1,8 @@
 /**
  * Our rules against Istio's own capture goldens (test/fixtures/istio-{iptables,nftables},
  * copied from istio/istio with provenance), for every case in Istio's `getCommonTestCases`
- * whose flags this istio-iptables accepts (DNS capture, --drop-invalid, owner groups and the
- * loopback-CIDR override are not accepted, so those cases are left out).
+ * whose flags this istio-iptables accepts (DNS capture, owner groups and the loopback-CIDR
+ * override are not accepted, so those cases are left out).
  *
  * Compared as rule sets: each side's adds/inserts are played into per-chain rule lists and
  * the final lists are compared, not the text.
@@ -52,6 +52,7 @@ const CASES: Case[] = [
   { name: 'inbound-ports-empty-tproxy', flags: ['-b', '', '-m', 'TPROXY'], nftOnly: true },
   { name: 'outbound-ports-include', flags: ['-q', '32000,31000'] },
   { name: 'basic-exclude-nic', flags: ['-c', 'not-istio-nic'] },
+  { name: 'drop-invalid', flags: ['--drop-invalid'] },
 ];
 
 function config(c: Case, extra: string[] = []) {

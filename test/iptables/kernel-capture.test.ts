@@ -126,6 +126,36 @@ when(baseSkip)('re-running over rules already in place (iptables)', () => {
   });
 });
 
+when(baseSkip)('--drop-invalid on a real kernel', () => {
+  let pair: NetnsPair;
+  beforeAll(async () => {
+    pair = await NetnsPair.create(4);
+  });
+  afterAll(async () => {
+    await pair?.destroy();
+  });
+
+  test('iptables: INVALID packets jump to ISTIO_DROP (mangle); cleanup removes chain and jump', async () => {
+    expect((await pair.cli(['istio-iptables', ...SEED_ARGS, '--drop-invalid'])).code).toBe(0);
+    const dump = parseSave(await pair.save());
+    expect(dump.rules.get('mangle/PREROUTING')).toEqual(['-m conntrack --ctstate INVALID -j ISTIO_DROP']);
+    expect(dump.rules.get('mangle/ISTIO_DROP')).toEqual(['-j DROP']);
+    expect((await pair.cli(['istio-clean-iptables'])).code).toBe(0);
+    const after = parseSave(await pair.save());
+    expect(after.rules.size).toBe(0);
+    expect([...after.chains.values()].flatMap((c) => [...c.keys()]).filter((c) => c.startsWith('ISTIO'))).toEqual([]);
+  });
+
+  (nftSkip ? test.skip : test)('nftables: the same in inet istio-proxy-mangle; cleanup leaves no istio table', async () => {
+    expect((await pair.cli(['istio-iptables', ...SEED_ARGS, '--drop-invalid', '--native-nftables'])).code).toBe(0);
+    const mangle = (await pair.exec(pair.pod, 'nft', ['list', 'table', 'inet', 'istio-proxy-mangle'])).stdout;
+    expect(mangle).toMatch(/ct state invalid counter packets \d+ bytes \d+ jump istio-drop/);
+    expect(mangle).toMatch(/chain istio-drop \{\s+counter packets \d+ bytes \d+ drop/);
+    expect((await pair.cli(['istio-clean-iptables', '--native-nftables'])).code).toBe(0);
+    expect((await pair.exec(pair.pod, 'nft', ['list', 'tables'])).stdout).not.toContain('istio');
+  });
+});
+
 when(baseSkip)('ISTIO_DUAL_STACK in a dual-stack pod (iptables)', () => {
   let pair: NetnsPair;
   const servers: Server[] = [];
