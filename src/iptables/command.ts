@@ -147,7 +147,7 @@ export function createIptablesCommands(overrides: Partial<IptablesDeps> = {}): {
           let alreadyApplied = false;
           if (!cfg.dryRun && !cfg.forceApply) {
             const state = await captureState(plan, io.runner);
-            alreadyApplied = state.missing === 0 && state.present > 0;
+            alreadyApplied = !state.delta;
             if (alreadyApplied) log.info('every capture rule is already in place: nothing applied (--force-apply applies anyway)');
             else if (state.residue) log.warn('Istio chains exist without this configuration\'s rules; applying anyway (run --cleanup-only first to replace them)');
           }

@@ -13,7 +13,7 @@ import { sweepJumps, tokenizeSaveLine } from '../../src/iptables/save.js';
 import { createIptablesCommands } from '../../src/iptables/command.js';
 import { realRunner, tempFileStore, type RunOutcome, type Runner } from '../../src/iptables/executor.js';
 import { firstAddressIsIPv6, lookupUidInPasswd, parseCidr } from '../../src/iptables/net.js';
-import { capture, runCommand, SEED_ARGS, seedRulesFile } from './helpers.js';
+import { capture, runCommand, SEED_ARGS, seedRulesFile, seedSaveDump } from './helpers.js';
 
 interface Call {
   cmd: string;
@@ -83,14 +83,28 @@ describe('apply', () => {
   });
 
   test('a re-run over rules already in place applies nothing; --force-apply applies without checking', async () => {
-    const present = recordingRunner(undefined, true);
+    const live = (cmd: string) => (cmd === 'iptables-save' ? { code: 0, stdout: seedSaveDump() } : { code: 0 });
+    const present = recordingRunner(live, true);
     const again = await runCommand(commands(present).istioIptables, SEED_ARGS);
     expect(again.code).toBe(0);
     expect(present.calls.map((c) => c.cmd)).toEqual(['iptables-save']);
+    expect(present.reads[0]).toBe('iptables-save');
     // Every seed rule was checked with -C in its table.
     expect(present.reads.filter((r) => r.startsWith('iptables -t nat -C '))).toHaveLength(seedRulesFile().split('\n').filter((l) => l.startsWith('-A ')).length);
     expect(present.reads).toContain('iptables -t nat -C ISTIO_INBOUND -p tcp --dport 22 -j RETURN');
     expect(again.stderr).toContain('every capture rule is already in place');
+
+    // Istio chains holding other rules (one more in ISTIO_OUTPUT): applied, with a warning.
+    const other = recordingRunner((cmd) => (cmd === 'iptables-save' ? { code: 0, stdout: seedSaveDump().replace('-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n', '-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n-A ISTIO_OUTPUT -j RETURN\n') } : { code: 0 }), true);
+    const o = await runCommand(commands(other).istioIptables, SEED_ARGS);
+    expect(other.calls.map((c) => c.cmd)).toEqual(['iptables-restore', 'ip6tables-restore', 'iptables-save']);
+    expect(other.reads).toEqual(['iptables-save']);
+    expect(o.stderr).toContain('Istio chains exist without this configuration\'s rules; applying anyway');
+
+    // A fresh pod: one iptables-save read, no -C checks.
+    const fresh = recordingRunner();
+    expect((await runCommand(commands(fresh).istioIptables, SEED_ARGS)).code).toBe(0);
+    expect(fresh.reads).toEqual(['iptables-save']);
 
     const forced = recordingRunner(undefined, true);
     const f = await runCommand(commands(forced).istioIptables, [...SEED_ARGS, '--force-apply']);
