@@ -33,7 +33,8 @@ const when = (reason: string | undefined) => (reason ? describe.skip : describe)
 const APP = { uid: 1000, gid: 1000 };
 const PROXY = { uid: 1337, gid: 1337 };
 const POD_PORTS = [15001, 15006, 15020, 15021, 15090, 8080];
-const VALIDATE = ['istio-iptables', '--run-validation', '--skip-rule-apply', '--probe-timeout', '1500ms'];
+/** The istio-validation container's args as the injector renders them with istio-cni (plus a shorter timeout). */
+const VALIDATE = ['istio-iptables', ...SEED_ARGS, '--log_output_level=default:info', '--run-validation', '--skip-rule-apply', '--probe-timeout', '1500ms'];
 
 when(validationSkip)('--run-validation in a real network namespace, as uid 1337', () => {
   let pair: NetnsPair;
