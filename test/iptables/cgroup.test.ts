@@ -4,14 +4,16 @@
  * `memory.max` when /sys/fs/cgroup is v2, else v1 `memory.limit_in_bytes`), in a fresh
  * network namespace. Every process it starts (iptables-restore, iptables-save) is charged
  * to the same cgroup. It must exit 0 with the seed's rules applied and never hit the limit
- * (v1 `memory.failcnt` 0; v2 `memory.events` oom/oom_kill 0). The peak is printed.
+ * (v1 `memory.failcnt` 0; v2 `memory.events` oom/oom_kill 0). The same for a re-run over
+ * the applied rules (the state check's `iptables -C` processes) and for --native-nftables,
+ * each in its own fresh cgroup. The peaks are printed.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { REPO_ROOT, SEED_ARGS, seedSaveDump } from './helpers.js';
-import { kernelSkipReason, NetnsPair, normalizeSave, sh, TEST_PATH } from './netns.js';
+import { kernelSkipReason, NetnsPair, normalizeSave, onPath, sh, TEST_PATH } from './netns.js';
 
 const LIMIT = 50 * 1024 * 1024;
 const CGROUP2_MAGIC = 0x63677270;
@@ -73,46 +75,73 @@ const built = existsSync(path.join(REPO_ROOT, 'dist', 'src', 'cli.js'));
 const skipReason = typeof root === 'string' ? root : (kernelSkipReason() ?? (built ? undefined : 'dist/ is not built'));
 if (skipReason) console.warn(`iptables memory-cgroup test skipped: ${skipReason}`);
 
-(skipReason ? describe.skip : describe)('istio-iptables inside a 50 MiB memory cgroup', () => {
-  let pair: NetnsPair;
-  let cg: MemoryCgroup;
-
-  beforeAll(async () => {
-    if (typeof root === 'string') throw new Error(root);
-    pair = await NetnsPair.create(4);
-    cg = createCgroup(root.version, root.root);
-  });
-
-  afterAll(async () => {
-    await pair?.destroy();
-    if (cg) {
-      // The last process may still be leaving the cgroup; rmdir succeeds once it is empty.
-      for (let i = 0; i < 100; i++) {
-        try {
-          rmdirSync(cg.dir);
-          break;
-        } catch {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
+async function removeCgroup(cg: MemoryCgroup): Promise<void> {
+  // The last process may still be leaving the cgroup; rmdir succeeds once it is empty.
+  for (let i = 0; i < 100; i++) {
+    try {
+      rmdirSync(cg.dir);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
     }
-  });
+  }
+}
 
-  test('the seed\'s args exit 0 with the seed\'s rules applied and never hit the limit', async () => {
-    const cli = [process.execPath, path.join(REPO_ROOT, 'bin', 'pilot-agent.js'), 'istio-iptables', ...SEED_ARGS];
+/** Runs the built CLI with `argv` in the pod namespace of `pair`, inside a fresh 50 MiB cgroup. */
+async function runLimited(pair: NetnsPair, argv: readonly string[], label: string) {
+  if (typeof root === 'string') throw new Error(root);
+  const cg = createCgroup(root.version, root.root);
+  try {
+    const cli = [process.execPath, path.join(REPO_ROOT, 'bin', 'pilot-agent.js'), ...argv];
     // The shell moves itself into the cgroup, then becomes `ip netns exec … pilot-agent`.
     const script = `echo $$ > "$1/cgroup.procs" && shift && exec "$@"`;
     const r = await sh('sh', ['-c', script, 'sh', cg.dir, 'ip', 'netns', 'exec', pair.pod, ...cli], { PATH: TEST_PATH });
     const peak = cg.peak();
+    const failures = cg.failures();
     console.log(
-      `istio-iptables (seed args) in a ${LIMIT / 1048576} MiB cgroup v${cg.version}: exit ${r.code}, ` +
-        `peak ${peak === undefined ? 'not reported' : `${(peak / 1048576).toFixed(1)} MiB`}, limit hits ${cg.failures()}`,
+      `${label} in a ${LIMIT / 1048576} MiB cgroup v${cg.version}: exit ${r.code}, ` +
+        `peak ${peak === undefined ? 'not reported' : `${(peak / 1048576).toFixed(1)} MiB`}, limit hits ${failures}`,
     );
+    return { ...r, peak, failures };
+  } finally {
+    await removeCgroup(cg);
+  }
+}
+
+(skipReason ? describe.skip : describe)('istio-iptables inside a 50 MiB memory cgroup', () => {
+  let pair: NetnsPair;
+
+  beforeAll(async () => {
+    pair = await NetnsPair.create(4);
+  });
+
+  afterAll(async () => {
+    await pair?.destroy();
+  });
+
+  test('the seed\'s args exit 0 with the seed\'s rules applied and never hit the limit', async () => {
+    const r = await runLimited(pair, ['istio-iptables', ...SEED_ARGS], 'istio-iptables (seed args)');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(cg.failures()).toBe(0);
+    expect(r.failures).toBe(0);
     expect(await pair.save()).toBe(normalizeSave(seedSaveDump()));
     // The process really ran in this cgroup: it was charged for it.
-    if (peak !== undefined) expect(peak).toBeGreaterThan(1024 * 1024);
+    if (r.peak !== undefined) expect(r.peak).toBeGreaterThan(1024 * 1024);
+  });
+
+  test('a re-run over the applied rules (every rule checked with iptables -C) stays inside the limit too', async () => {
+    const r = await runLimited(pair, ['istio-iptables', ...SEED_ARGS], 'istio-iptables (seed args, re-run)');
+    expect(r.code).toBe(0);
+    expect(r.failures).toBe(0);
+    expect(r.stderr).toContain('every capture rule is already in place');
+    expect(await pair.save()).toBe(normalizeSave(seedSaveDump()));
+  });
+
+  (onPath('nft') ? test : test.skip)('--native-nftables with the seed\'s args stays inside the limit', async () => {
+    const r = await runLimited(pair, ['istio-iptables', ...SEED_ARGS, '--native-nftables'], 'istio-iptables --native-nftables (seed args)');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.failures).toBe(0);
+    expect((await pair.exec(pair.pod, 'nft', ['list', 'tables'])).stdout).toContain('table inet istio-proxy-nat');
   });
 });
