@@ -48,6 +48,7 @@ export const CHAIN = {
   TPROXY: 'ISTIO_TPROXY',
   REDIRECT: 'ISTIO_REDIRECT',
   IN_REDIRECT: 'ISTIO_IN_REDIRECT',
+  DROP: 'ISTIO_DROP',
 } as const;
 
 /** Every chain istio-iptables may create, by table. */
@@ -128,6 +129,12 @@ export function buildCapturePlan(cfg: Readonly<IptablesConfig>): CapturePlan {
         r.append('PREROUTING', 'mangle', '-i', ifName, '-j', 'RETURN');
         r.append('OUTPUT', 'mangle', '-o', ifName, '-j', 'RETURN');
       }
+    }
+
+    // --drop-invalid (current Istio): out-of-window packets are dropped instead of reset.
+    if (cfg.dropInvalid) {
+      r.append('PREROUTING', 'mangle', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', CHAIN.DROP);
+      r.append(CHAIN.DROP, 'mangle', '-j', 'DROP');
     }
 
     r.append(CHAIN.REDIRECT, 'nat', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', cfg.proxyPort);
@@ -284,6 +291,7 @@ const CLEANUP_CHAINS: ReadonlyArray<readonly [Table, string]> = [
   ['mangle', CHAIN.INBOUND],
   ['mangle', CHAIN.DIVERT],
   ['mangle', CHAIN.TPROXY],
+  ['mangle', CHAIN.DROP],
   ['nat', CHAIN.REDIRECT],
   ['nat', CHAIN.IN_REDIRECT],
 ];
@@ -311,7 +319,7 @@ export interface CleanupPlan {
  */
 export function buildCleanupPlan(cfg: Readonly<IptablesConfig>): CleanupPlan {
   const plans = (['REDIRECT', 'TPROXY'] as const).map((mode) =>
-    buildCapturePlan({ ...cfg, mode, inboundInterceptionMode: mode, enableInboundIPv6: true }),
+    buildCapturePlan({ ...cfg, mode, inboundInterceptionMode: mode, enableInboundIPv6: true, dropInvalid: true }),
   );
   const deletes: CleanupPlan['deletes'] = [];
   for (const bin of ['iptables', 'ip6tables'] as const) {
@@ -344,61 +352,4 @@ export function buildCleanupPlan(cfg: Readonly<IptablesConfig>): CleanupPlan {
     { cmd: 'ip', args: ['-6', 'addr', 'del', '::6/128', 'dev', 'lo'], onFailure: 'ignore', quiet: true },
   ];
   return { deletes, hostCommands };
-}
-
-/** Splits one iptables-save rule line into arguments (double quotes group, as the shell would). */
-export function tokenizeSaveLine(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inQuote = false;
-  let has = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i] as string;
-    if (inQuote) {
-      if (c === '\\' && i + 1 < line.length) {
-        cur += line[++i];
-      } else if (c === '"') {
-        inQuote = false;
-      } else {
-        cur += c;
-      }
-    } else if (c === '"') {
-      inQuote = true;
-      has = true;
-    } else if (c === ' ' || c === '\t') {
-      if (has) out.push(cur);
-      cur = '';
-      has = false;
-    } else {
-      cur += c;
-      has = true;
-    }
-  }
-  if (has) out.push(cur);
-  return out;
-}
-
-/**
- * From `iptables-save` output: a delete for every rule in a built-in chain that jumps (or
- * goes) to an Istio chain. These are the jumps a differently-flagged run created (e.g. `-k`),
- * which would otherwise keep the chains from being deleted. Foreign rules never match.
- */
-export function sweepJumps(bin: 'iptables' | 'ip6tables', saveText: string): HostCommand[] {
-  const out: HostCommand[] = [];
-  let table = '';
-  for (const line of saveText.split('\n')) {
-    if (line.startsWith('*')) {
-      table = line.slice(1).trim();
-      continue;
-    }
-    if (!line.startsWith('-A ')) continue;
-    const tokens = tokenizeSaveLine(line);
-    const chain = tokens[1] ?? '';
-    if (!BUILTIN_CHAINS.has(chain)) continue;
-    const jumpAt = Math.max(tokens.lastIndexOf('-j'), tokens.lastIndexOf('-g'));
-    const target = jumpAt >= 0 ? tokens[jumpAt + 1] : undefined;
-    if (target === undefined || !ISTIO_CHAINS.has(target)) continue;
-    out.push({ cmd: bin, args: ['-t', table, '-D', ...tokens.slice(1)], onFailure: 'ignore', quiet: true });
-  }
-  return out;
 }

@@ -1,14 +1,16 @@
 /**
  * `pilot-agent istio-iptables` and `pilot-agent istio-clean-iptables` (SPEC §9).
  *
- * istio-iptables: resolve flags/env → print the `Environment:`/`Variables:` blocks → apply
- * the capture plan (or only print it with `-n`). Exit 0 on success; 1 for a usage error
- * (message names the flag or env var) or a failed iptables/ip command. `--skip-rule-apply`
- * does nothing; `--run-validation` only logs that validation is not implemented;
- * `--cleanup-only` runs the cleanup instead; DNS capture requests are warned about and ignored.
+ * istio-iptables: resolve flags/env → print the `Environment:`/`Variables:` blocks → check
+ * the live tables (unless `--force-apply` or `-n`): when every rule is already there nothing
+ * is applied → apply the capture plan (or only print it with `-n`); with `--native-nftables`
+ * the nftables transaction instead. `--skip-rule-apply` writes nothing to the kernel;
+ * `--cleanup-only` runs the cleanup instead; `--run-validation` then proves the capture
+ * (exit 126 when it does not redirect). Exit 0 on success; 1 for a usage error (message
+ * names the flag or env var) or a failed command. DNS capture requests are warned about.
  *
- * istio-clean-iptables: the same flags; removes what istio-iptables creates. Exit 0 unless
- * the flags are bad.
+ * istio-clean-iptables: the same flags; removes what istio-iptables creates (the nftables
+ * tables too with `--native-nftables`). Exit 0 unless the flags are bad.
  *
  * `createIptablesCommands(deps)` lets tests swap the host: interface addresses, /etc/passwd,
  * the command runner, rules files and the clock.
@@ -16,6 +18,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Command, CommandContext } from '../command.js';
+import { AgentError } from '../errors.js';
 import { createLogger, type LogDestination } from '../log.js';
 import { buildCapturePlan } from './builder.js';
 import {
@@ -30,6 +33,9 @@ import {
   type Runner,
 } from './executor.js';
 import { lookupUidInPasswd } from './net.js';
+import { applyNftCapture, cleanupNftCapture } from './nft-run.js';
+import { captureState } from './state.js';
+import { validateCapture, validationPlan } from './validation.js';
 import { iptablesHelp, resolveIptablesConfig, type IptablesConfig } from './options.js';
 import { environmentBlock, variablesBlock } from './report.js';
 
@@ -80,6 +86,29 @@ function logger(cfg: Readonly<IptablesConfig>, ctx: CommandContext) {
   return createLogger({ outputLevel: cfg.logOutputLevel, asJson: cfg.logAsJson, destination }).child({ scope: 'iptables' });
 }
 
+/** `--run-validation`: exit 126 (Istio's code) unless a probe connection arrives redirected. */
+async function validate(cfg: Readonly<IptablesConfig>, log: ReturnType<typeof logger>): Promise<void> {
+  const plan = validationPlan({
+    ipv6: cfg.hostIsIPv6,
+    proxyPort: cfg.proxyPort,
+    inboundCapturePort: cfg.inboundCapturePort,
+    probePort: cfg.probePort,
+    timeoutMs: cfg.probeTimeoutMs,
+  });
+  log.info(`validating traffic capture: ${plan.probeHost} port ${plan.probePort} must arrive on ${plan.listenHost} port ${plan.capturePorts.join(' or ')}`);
+  const result = await validateCapture(plan);
+  if (!result.ok) {
+    throw new AgentError(
+      'IPTABLES_FAILED',
+      `traffic capture validation failed, the workload is not ready for Istio: ${result.reason}. ` +
+        'With istio-cni this means the pod started before the node\'s CNI plugin set up its redirection; ' +
+        'the pod has to be recreated (istio-cni\'s repair controller does that when it is enabled)',
+      { exitCode: 126 },
+    );
+  }
+  log.info(`validation passed: the probe connection arrived redirected on port ${result.port} (attempt ${result.attempts})`);
+}
+
 export function createIptablesCommands(overrides: Partial<IptablesDeps> = {}): { istioIptables: Command; istioCleanIptables: Command } {
   const deps: IptablesDeps = { ...defaultIptablesDeps, ...overrides };
   const resolve = (argv: string[], ctx: CommandContext, forCleanup: boolean) =>
@@ -107,14 +136,26 @@ export function createIptablesCommands(overrides: Partial<IptablesDeps> = {}): {
     if (!cfg.skipRuleApply) {
       const io = executorIO(cfg, ctx, deps);
       if (cfg.cleanupOnly) {
-        await cleanupCapture(cfg, io);
+        await (cfg.nativeNftables ? cleanupNftCapture(cfg, io) : cleanupCapture(cfg, io));
       } else {
         ctx.stdout.write(environmentBlock(ctx.env));
         ctx.stdout.write(variablesBlock(cfg));
-        await applyCapture(cfg, buildCapturePlan(cfg), io);
+        if (cfg.nativeNftables) {
+          await applyNftCapture(cfg, io);
+        } else {
+          const plan = buildCapturePlan(cfg);
+          let alreadyApplied = false;
+          if (!cfg.dryRun && !cfg.forceApply) {
+            const state = await captureState(plan, io.runner);
+            alreadyApplied = !state.delta;
+            if (alreadyApplied) log.info('every capture rule is already in place: nothing applied (--force-apply applies anyway)');
+            else if (state.residue) log.warn('Istio chains exist without this configuration\'s rules; applying anyway (run --cleanup-only first to replace them)');
+          }
+          await applyCapture(cfg, plan, io, { alreadyApplied });
+        }
       }
     }
-    if (cfg.runValidation) log.warn('iptables validation is not implemented; reporting success');
+    if (cfg.runValidation) await validate(cfg, log);
     return 0;
   };
 
@@ -126,7 +167,8 @@ export function createIptablesCommands(overrides: Partial<IptablesDeps> = {}): {
     }
     const cfg = resolved.config;
     if (cfg.dnsCaptureRequested) logger(cfg, ctx).warn('DNS capture is not implemented: there are no DNS rules to remove');
-    await cleanupCapture(cfg, executorIO(cfg, ctx, deps));
+    const io = executorIO(cfg, ctx, deps);
+    await (cfg.nativeNftables ? cleanupNftCapture(cfg, io) : cleanupCapture(cfg, io));
     return 0;
   };
 

@@ -11,15 +11,14 @@
  * Cleanup: never fails. Each deletion is best effort with its stderr hidden, as 1.6's
  * RunQuietlyAndIgnore; missing rules and chains are fine.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { open, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
+import { execa } from 'execa';
 import { AgentError } from '../errors.js';
 import {
   buildCleanupPlan,
-  sweepJumps,
   toCommands,
   toRestoreText,
   type CapturePlan,
@@ -27,17 +26,20 @@ import {
 } from './builder.js';
 import type { IptablesConfig } from './options.js';
 import { commandEcho, rulesFileEcho } from './report.js';
+import { sweepJumps } from './save.js';
 
 export interface RunOutcome {
   /** Exit status; -1 when the command could not be started (then `error` says why). */
   code: number;
   error?: string;
+  /** The command's stderr (trimmed), when it wrote any; quoted in failure messages. */
+  stderr?: string;
 }
 
 /** Runs external commands. Implementations never reject; failures come back as outcomes. */
 export interface Runner {
   /** Runs a command; its stdout is copied to the output, its stderr too unless `quiet`. */
-  run(cmd: string, args: readonly string[], opts: { quiet?: boolean }): Promise<RunOutcome>;
+  run(cmd: string, args: readonly string[], opts: { quiet?: boolean; input?: string }): Promise<RunOutcome>;
   /** Runs a read-only command (no echo, nothing printed) and returns its stdout. */
   read(cmd: string, args: readonly string[]): Promise<RunOutcome & { stdout: string }>;
 }
@@ -62,45 +64,46 @@ export interface ExecutorIO {
   dryRun: boolean;
 }
 
-/** Spawns the real binaries (found on PATH, like Go's exec.Command). */
+/**
+ * Runs the real binaries through execa (found on PATH, like Go's exec.Command). Output is
+ * collected and copied out when the command ends, stdout first; stderr is also kept in
+ * the outcome so a failure can quote it.
+ */
 export function realRunner(out: Out, err: Out, signal?: AbortSignal): Runner {
-  const exec = (cmd: string, args: readonly string[], onStdout: (b: Buffer) => void, onStderr: (b: Buffer) => void) =>
-    new Promise<RunOutcome>((resolve) => {
-      let settled = false;
-      const done = (o: RunOutcome) => {
-        if (!settled) {
-          settled = true;
-          resolve(o);
-        }
-      };
-      let child: ChildProcessByStdio<null, Readable, Readable>;
-      try {
-        child = spawn(cmd, [...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
-      } catch (e) {
-        done({ code: -1, error: e instanceof Error ? e.message : String(e) });
-        return;
-      }
-      child.stdout.on('data', onStdout);
-      child.stderr.on('data', onStderr);
-      child.on('error', (e: NodeJS.ErrnoException) =>
-        done({ code: -1, error: e.code === 'ENOENT' ? `executable file "${cmd}" not found in $PATH` : e.message }),
-      );
-      child.on('close', (code, sig) => done({ code: code ?? 128, ...(sig ? { error: `killed by ${sig}` } : {}) }));
+  const exec = async (cmd: string, args: readonly string[], input?: string): Promise<RunOutcome & { stdout: Buffer; stderrBytes: Buffer }> => {
+    const r = await execa(cmd, [...args], {
+      reject: false,
+      encoding: 'buffer',
+      stripFinalNewline: false,
+      ...(input !== undefined ? { input } : { stdin: 'ignore' as const }),
+      ...(signal ? { cancelSignal: signal } : {}),
     });
+    const stdout = Buffer.from(r.stdout ?? new Uint8Array());
+    const stderrBytes = Buffer.from(r.stderr ?? new Uint8Array());
+    const stderr = stderrBytes.toString('utf8').trim();
+    const withStderr = stderr !== '' ? { stderr } : {};
+    if (r.exitCode !== undefined && !r.isCanceled) return { code: r.exitCode, ...withStderr, stdout, stderrBytes };
+    const e = r as unknown as { code?: string; signal?: string; isCanceled?: boolean; originalMessage?: string };
+    const error =
+      e.code === 'ENOENT'
+        ? `executable file "${cmd}" not found in $PATH`
+        : e.isCanceled
+          ? 'cancelled'
+          : e.signal
+            ? `killed by ${e.signal}`
+            : (e.originalMessage ?? 'could not start');
+    return { code: e.signal ? 128 : -1, error, ...withStderr, stdout, stderrBytes };
+  };
   return {
-    run: (cmd, args, opts) =>
-      exec(
-        cmd,
-        args,
-        (b) => out.write(b),
-        (b) => {
-          if (!opts.quiet) err.write(b);
-        },
-      ),
+    run: async (cmd, args, opts) => {
+      const { stdout, stderrBytes, ...o } = await exec(cmd, args, opts.input);
+      if (stdout.length > 0) out.write(stdout);
+      if (!opts.quiet && stderrBytes.length > 0) err.write(stderrBytes);
+      return o;
+    },
     read: async (cmd, args) => {
-      const chunks: Buffer[] = [];
-      const o = await exec(cmd, args, (b) => chunks.push(b), () => {});
-      return { ...o, stdout: Buffer.concat(chunks).toString('utf8') };
+      const { stdout, stderrBytes: _ignored, ...o } = await exec(cmd, args);
+      return { ...o, stdout: stdout.toString('utf8') };
     },
   };
 }
@@ -145,8 +148,14 @@ function describeCommand(c: HostCommand): string {
   return `${c.cmd} ${c.args.join(' ')}`.trimEnd();
 }
 
+/** `<command>: exit status N: <stderr>` (or why it could not run). */
+export function failureMessage(command: string, outcome: RunOutcome): string {
+  const why = outcome.code === -1 ? (outcome.error ?? 'could not start') : `exit status ${outcome.code}${outcome.error ? ` (${outcome.error})` : ''}`;
+  return `${command}: ${why}${outcome.stderr ? `: ${outcome.stderr}` : ''}`;
+}
+
 /** Echoes and runs one command, applying its failure policy. */
-async function runStep(c: HostCommand, io: ExecutorIO): Promise<void> {
+export async function runStep(c: HostCommand, io: ExecutorIO): Promise<void> {
   io.out.write(commandEcho(c.cmd, c.args));
   const outcome = await io.runner.run(c.cmd, c.args, { quiet: c.quiet ?? false });
   if (outcome.code === 0) return;
@@ -155,8 +164,7 @@ async function runStep(c: HostCommand, io: ExecutorIO): Promise<void> {
     await runStep(c.fallback, io);
     return;
   }
-  const why = outcome.code === -1 ? (outcome.error ?? 'could not start') : `exit status ${outcome.code}`;
-  throw new AgentError('IPTABLES_FAILED', `${describeCommand(c)}: ${why}`, { exitCode: 1 });
+  throw new AgentError('IPTABLES_FAILED', failureMessage(describeCommand(c), outcome), { exitCode: 1 });
 }
 
 async function restore(bin: 'iptables-restore' | 'ip6tables-restore', pattern: string, contents: string, io: ExecutorIO): Promise<void> {
@@ -172,18 +180,26 @@ async function restore(bin: 'iptables-restore' | 'ip6tables-restore', pattern: s
 }
 
 /** Applies `plan` (see the module comment for the sequence). Throws IPTABLES_FAILED after the saves. */
-export async function applyCapture(cfg: Readonly<IptablesConfig>, plan: CapturePlan, io: ExecutorIO): Promise<void> {
+export async function applyCapture(
+  cfg: Readonly<IptablesConfig>,
+  plan: CapturePlan,
+  io: ExecutorIO,
+  opts: { alreadyApplied?: boolean } = {},
+): Promise<void> {
   let failure: unknown;
-  try {
-    for (const c of plan.hostCommands) await runStep(c, io);
-    if (cfg.restoreFormat) {
-      await restore('iptables-restore', `iptables-rules-${io.now()}.txt`, toRestoreText(plan.v4), io);
-      await restore('ip6tables-restore', `ip6tables-rules-${io.now()}.txt`, toRestoreText(plan.v6), io);
-    } else {
-      for (const c of [...toCommands('iptables', plan.v4), ...toCommands('ip6tables', plan.v6)]) await runStep(c, io);
+  // Every rule already in place (the caller checked): only the saves run.
+  if (!opts.alreadyApplied) {
+    try {
+      for (const c of plan.hostCommands) await runStep(c, io);
+      if (cfg.restoreFormat) {
+        await restore('iptables-restore', `iptables-rules-${io.now()}.txt`, toRestoreText(plan.v4), io);
+        await restore('ip6tables-restore', `ip6tables-rules-${io.now()}.txt`, toRestoreText(plan.v6), io);
+      } else {
+        for (const c of [...toCommands('iptables', plan.v4), ...toCommands('ip6tables', plan.v6)]) await runStep(c, io);
+      }
+    } catch (e) {
+      failure = e;
     }
-  } catch (e) {
-    failure = e;
   }
   await runStep({ cmd: 'iptables-save', args: [], onFailure: 'ignore' }, io);
   if (cfg.enableInboundIPv6) await runStep({ cmd: 'ip6tables-save', args: [], onFailure: 'ignore' }, io);

@@ -180,6 +180,11 @@ export function firstAddressIsIPv6(addresses: readonly string[]): boolean | unde
   return !usable.some((a) => !a.includes(':'));
 }
 
+/** True when some address is IPv6 and neither loopback nor link-local (Istio's dual-stack test). */
+export function hasGlobalIPv6(addresses: readonly string[]): boolean {
+  return addresses.some((a) => a.includes(':') && !isLoopback(a) && !/^fe[89ab]/i.test(a));
+}
+
 /** The uid of `user` in /etc/passwd text, or undefined. */
 export function lookupUidInPasswd(passwd: string, user: string): string | undefined {
   for (const line of passwd.split('\n')) {

@@ -9,7 +9,8 @@
  */
 import { AgentError } from '../errors.js';
 import { formatFlagHelp, parseFlags, parseGoBool, type FlagSpec } from '../config/flags.js';
-import { firstAddressIsIPv6, isPort, parseCidr, splitList } from './net.js';
+import { parseGoDuration } from '../config/duration.js';
+import { firstAddressIsIPv6, hasGlobalIPv6, isPort, parseCidr, splitList } from './net.js';
 
 export interface IptablesFlagSpec extends FlagSpec {
   /** Environment variable that sets the flag when it is not given (viper AutomaticEnv). */
@@ -18,7 +19,14 @@ export interface IptablesFlagSpec extends FlagSpec {
   default: string;
   /** Extra environment variables that also set it (current Istio's aliases). */
   envAliases?: string[];
+  /** An Istio flag this istio-iptables does not implement: given (flag or env), it fails at start with this reason. */
+  rejected?: string;
 }
+
+const unsupported = (long: string, short: string | undefined, type: 'string' | 'bool', reason: string): IptablesFlagSpec => ({
+  ...flag(long, short, type, '', `Not supported: fails at start (${reason})`, { defaultText: '' }),
+  rejected: reason,
+});
 
 const flag = (
   long: string,
@@ -46,7 +54,7 @@ export const IPTABLES_FLAGS: readonly IptablesFlagSpec[] = [
     defaultText: 'uid of $ENVOY_USER [istio-proxy] in /etc/passwd, else 1337; plus ",0"',
   }),
   flag('proxy-gid', 'g', 'string', '', 'Comma-separated GIDs whose traffic is never captured', { defaultText: 'the -u list' }),
-  flag('istio-inbound-interception-mode', 'm', 'string', '', 'Inbound capture mode: REDIRECT or TPROXY ("" = REDIRECT)'),
+  flag('istio-inbound-interception-mode', 'm', 'string', '', 'Inbound capture mode: REDIRECT or TPROXY ("" = REDIRECT). iptables rules are Istio 1.6\'s (SPEC §9), nftables rules current Istio\'s'),
   flag('istio-inbound-ports', 'b', 'string', '', 'Inbound ports to capture: "*" or a comma-separated list; "" captures no inbound traffic'),
   flag('istio-local-exclude-ports', 'd', 'string', '', 'Inbound ports never captured; only with -b "*"'),
   flag('istio-service-cidr', 'i', 'string', '', 'Outbound destinations to capture: "*" or comma-separated CIDRs; "" captures no outbound traffic'),
@@ -57,19 +65,30 @@ export const IPTABLES_FLAGS: readonly IptablesFlagSpec[] = [
   flag('kube-virt-interfaces', 'k', 'string', '', 'Virtual interfaces whose inbound traffic (from a VM) is treated as outbound'),
   flag('istio-inbound-tproxy-mark', 't', 'string', '1337', 'Packet mark used by TPROXY mode'),
   flag('istio-inbound-tproxy-route-table', 'r', 'string', '133', 'Routing table used by TPROXY mode'),
-  flag('dry-run', 'n', 'bool', 'false', 'Print the commands instead of running them'),
-  flag('restore-format', 'f', 'bool', 'true', 'Apply with iptables-restore (false: one iptables command per rule)'),
-  flag('skip-rule-apply', undefined, 'bool', 'false', 'Do not generate or apply any rule'),
-  flag('run-validation', undefined, 'bool', 'false', 'Validate the capture after applying (not implemented: logs and succeeds)'),
-  flag('iptables-probe-port', undefined, 'string', '15002', 'Listen port of the validation probe (accepted; validation is not implemented)'),
-  flag('probe-timeout', undefined, 'string', '5s', 'Validation probe timeout (accepted; validation is not implemented)'),
-  flag('force-apply', undefined, 'bool', 'false', 'Apply even if rules look present (accepted; rules are always applied)'),
-  flag('cleanup-only', undefined, 'bool', 'false', 'Remove the chains and jumps istio-iptables creates, then stop'),
-  flag('native-nftables', undefined, 'bool', 'false', 'Use nftables instead of iptables (not supported: startup error)'),
-  flag('redirect-dns', undefined, 'bool', 'false', 'Capture DNS to the agent (not implemented: warns and changes nothing)', {
+  flag('dry-run', 'n', 'bool', 'false', 'Print the commands instead of running them (also the nft input with --native-nftables, whose Istio path ignores it)'),
+  flag('restore-format', 'f', 'bool', 'true', 'Apply with iptables-restore (false: one iptables command per rule; Istio 1.6\'s flag, gone from current Istio)'),
+  flag('skip-rule-apply', undefined, 'bool', 'false', 'Write nothing to the kernel (istio-cni installed the rules); --run-validation still runs'),
+  flag('run-validation', undefined, 'bool', 'false', 'Prove the capture works: a connection from this uid to 127.0.0.6:<probe port> must arrive on a 127.0.0.1 listener at -p or -z, else exit 126 naming what was not redirected'),
+  flag('iptables-probe-port', undefined, 'string', '15002', 'Destination port of the validation connection'),
+  flag('probe-timeout', undefined, 'string', '5s', 'How long validation keeps trying (Go duration) before exit 126'),
+  flag('force-apply', undefined, 'bool', 'false', 'Apply even when every rule is already in place (without it a re-run over applied rules changes nothing)'),
+  flag('cleanup-only', undefined, 'bool', 'false', 'Remove the chains and jumps istio-iptables creates (with --native-nftables: the istio-proxy-* tables), then stop'),
+  flag('native-nftables', undefined, 'bool', 'false', 'Program current Istio\'s nftables rules (`nft -f`, tables inet istio-proxy-nat/-mangle) instead of iptables'),
+  flag('dual-stack', undefined, 'bool', 'false', 'Also program the IPv6 rules whenever the pod has a global IPv6 address (without it: only when the pod\'s first address is IPv6)', {
+    envAliases: ['ISTIO_DUAL_STACK'],
+  }),
+  flag('drop-invalid', undefined, 'bool', 'false', 'Drop packets conntrack marks INVALID (out of window) instead of letting them reset the connection', {
+    envAliases: ['INVALID_DROP'],
+  }),
+  flag('redirect-dns', undefined, 'bool', 'false', 'Capture DNS to the agent (not implemented yet: warns and changes nothing)', {
     envAliases: ['ISTIO_META_DNS_CAPTURE'],
   }),
-  flag('capture-all-dns', undefined, 'bool', 'false', 'Capture all DNS on port 53 (not implemented)'),
+  flag('capture-all-dns', undefined, 'bool', 'false', 'Capture all DNS on port 53 (not implemented yet: changes nothing)'),
+  unsupported('inbound-tunnel-port', 'e', 'string', 'the 1.6 iptables rules have no HBONE tunnel port; the nftables rules always exempt 15008'),
+  unsupported('network-namespace', undefined, 'string', 'run it inside the pod\'s namespace instead, e.g. with ip netns exec'),
+  unsupported('cni-mode', undefined, 'bool', 'the istio-cni plugin is not part of this agent'),
+  unsupported('reconcile', undefined, 'bool', 'replacing a differing rule set is not implemented; run --cleanup-only first'),
+  unsupported('force-iptables-binary', undefined, 'string', 'the iptables, ip6tables and nft found on PATH are used'),
   flag('log_output_level', undefined, 'string', 'default:info', 'Log level, `level` or `default:level`', { noEnv: true }),
   flag('log_as_json', undefined, 'bool', 'false', 'Write logs as JSON', { noEnv: true }),
   flag('help', 'h', 'bool', 'false', 'Show this help', { noEnv: true, defaultText: '' }),
@@ -121,6 +140,14 @@ export interface IptablesConfig {
   runValidation: boolean;
   forceApply: boolean;
   cleanupOnly: boolean;
+  nativeNftables: boolean;
+  dualStack: boolean;
+  dropInvalid: boolean;
+  /** Validation: destination port and how long to keep trying (ms). */
+  probePort: number;
+  probeTimeoutMs: number;
+  /** The pod's first address is IPv6 (validation then probes ::6 → ::1). */
+  hostIsIPv6: boolean;
   /** DNS capture was asked for (flag or env); it is not implemented, only warned about. */
   dnsCaptureRequested: boolean;
   logOutputLevel: string;
@@ -253,13 +280,18 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
     return v;
   };
 
+  for (const spec of IPTABLES_FLAGS) {
+    if (!spec.rejected) continue;
+    const given = parsed.values.has(spec.long) || [spec.env, ...(spec.envAliases ?? [])].some((e) => e !== undefined && (input.env[e] ?? '') !== '');
+    if (given) throw usageError(`${source(spec.long)} is not supported: ${spec.rejected}`);
+  }
+
   const modeText = raw('istio-inbound-interception-mode');
   if (modeText !== '' && modeText !== 'REDIRECT' && modeText !== 'TPROXY') {
     throw usageError(`invalid value "${modeText}" for ${source('istio-inbound-interception-mode')}: unknown mode, expected REDIRECT or TPROXY`);
   }
-  if (bool('native-nftables')) {
-    throw usageError(`${source('native-nftables')} is not supported: this istio-iptables only programs iptables`);
-  }
+  const nativeNftables = bool('native-nftables');
+  const dualStack = bool('dual-stack');
 
   const proxyPort = port('envoy-port');
   const inboundCapturePort = port('inbound-capture-port');
@@ -283,9 +315,12 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
   const kubevirtInterfaces = ifaceList('kube-virt-interfaces');
   const inboundTProxyMark = number('istio-inbound-tproxy-mark', 'packet mark (a number)');
   const inboundTProxyRouteTable = number('istio-inbound-tproxy-route-table', 'routing table number');
-  // Accepted for compatibility; only validation would use them.
-  const probePort = raw('iptables-probe-port');
-  if (!isPort(probePort)) throw usageError(`invalid value "${probePort}" for ${source('iptables-probe-port')}: expected a port number 1-65535`);
+  const probePort = port('iptables-probe-port');
+  const timeoutText = raw('probe-timeout');
+  const probeTimeoutMs = parseGoDuration(timeoutText);
+  if (probeTimeoutMs === undefined || probeTimeoutMs <= 0) {
+    throw usageError(`invalid value "${timeoutText}" for ${source('probe-timeout')}: expected a positive Go duration such as 5s or 500ms`);
+  }
 
   const dryRun = bool('dry-run');
   const restoreFormat = bool('restore-format');
@@ -298,14 +333,20 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
   const dnsCaptureRequested = bool('redirect-dns') || (input.env.DNS_CAPTURE ?? '') !== '';
 
   let enableInboundIPv6 = false;
+  let hostIsIPv6 = false;
   if (!input.forCleanup && !cleanupOnly && !skipRuleApply) {
-    const v6 = firstAddressIsIPv6(input.interfaceAddresses());
+    const addresses = input.interfaceAddresses();
+    const v6 = firstAddressIsIPv6(addresses);
     if (v6 === undefined) {
       throw new AgentError('IPTABLES_FAILED', 'no valid local IP address found (needed to decide between IPv4 and IPv6 rules)', {
         exitCode: 1,
       });
     }
-    enableInboundIPv6 = v6;
+    hostIsIPv6 = v6;
+    // Dual stack (current Istio): any IPv6 address turns the IPv6 rules on next to the IPv4 ones.
+    enableInboundIPv6 = v6 || (dualStack && hasGlobalIPv6(addresses));
+  } else if (runValidation) {
+    hostIsIPv6 = firstAddressIsIPv6(input.interfaceAddresses()) ?? false;
   }
 
   const config: IptablesConfig = {
@@ -332,6 +373,12 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
     runValidation,
     forceApply,
     cleanupOnly,
+    nativeNftables,
+    dualStack,
+    dropInvalid: bool('drop-invalid'),
+    probePort: Number(probePort),
+    probeTimeoutMs,
+    hostIsIPv6,
     dnsCaptureRequested,
     logOutputLevel: raw('log_output_level'),
     logAsJson: bool('log_as_json'),

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { main } from '../../src/cli.js';
 import { createIptablesCommands } from '../../src/iptables/command.js';
 import { IPTABLES_FLAGS } from '../../src/iptables/options.js';
+import { freePorts } from '../support/ports.js';
 import { capture, REPO_ROOT, runCommand, SEED_ARGS } from './helpers.js';
 
 async function cli(argv: string[], env: Record<string, string | undefined> = {}) {
@@ -48,7 +49,16 @@ describe('bad input exits 1 and names the culprit', () => {
     { argv: ['-t', 'mark'], expect: 'for -t/--istio-inbound-tproxy-mark: expected a packet mark' },
     { argv: ['-r', ''], expect: 'for -r/--istio-inbound-tproxy-route-table' },
     { argv: ['-n=maybe'], expect: 'invalid argument "maybe" for "-n" flag' },
-    { argv: ['--native-nftables'], expect: '--native-nftables is not supported' },
+    { argv: ['--probe-timeout', '5'], expect: 'invalid value "5" for --probe-timeout: expected a positive Go duration' },
+    { argv: ['--probe-timeout', '0s'], expect: 'invalid value "0s" for --probe-timeout' },
+    { argv: ['--iptables-probe-port', '0'], expect: 'invalid value "0" for --iptables-probe-port: expected a port number' },
+    { argv: ['--dual-stack=maybe'], expect: 'invalid argument "maybe" for "--dual-stack" flag' },
+    // Istio flags this istio-iptables does not implement fail at start, naming themselves.
+    { argv: ['-e', '15008'], expect: '-e/--inbound-tunnel-port is not supported: the 1.6 iptables rules have no HBONE tunnel port' },
+    { argv: ['--reconcile'], expect: '--reconcile is not supported: replacing a differing rule set is not implemented' },
+    { argv: ['--network-namespace', '/var/run/netns/x'], expect: '--network-namespace is not supported' },
+    { argv: ['--cni-mode=false'], expect: '--cni-mode is not supported' },
+    { argv: ['--force-iptables-binary', 'iptables-legacy'], expect: '--force-iptables-binary is not supported' },
     { argv: ['stray'], expect: 'unexpected argument "stray"' },
   ])('$argv', async (c) => {
     const r = await cli(['istio-iptables', ...c.argv]);
@@ -62,7 +72,9 @@ describe('bad input exits 1 and names the culprit', () => {
     { env: { ISTIO_SERVICE_EXCLUDE_CIDR: '*' }, expect: 'for ISTIO_SERVICE_EXCLUDE_CIDR (env for -x/--istio-service-exclude-cidr)' },
     { env: { ISTIO_INBOUND_INTERCEPTION_MODE: 'tproxy' }, expect: 'for ISTIO_INBOUND_INTERCEPTION_MODE (env for -m/' },
     { env: { DRY_RUN: 'yes' }, expect: 'invalid value "yes" for DRY_RUN (env for -n/--dry-run): expected true or false' },
-    { env: { NATIVE_NFTABLES: 'true' }, expect: 'NATIVE_NFTABLES (env for --native-nftables) is not supported' },
+    { env: { RECONCILE: 'true' }, expect: 'RECONCILE (env for --reconcile) is not supported' },
+    { env: { PROBE_TIMEOUT: 'soon' }, expect: 'invalid value "soon" for PROBE_TIMEOUT (env for --probe-timeout)' },
+    { env: { ISTIO_DUAL_STACK: 'yes' }, expect: 'invalid value "yes" for ISTIO_DUAL_STACK (env for --dual-stack)' },
   ])('env $env', async (c) => {
     const r = await cli(['istio-iptables'], c.env);
     expect(r.code).toBe(1);
@@ -108,12 +120,32 @@ describe('help', () => {
 describe('accepted flags from current injectors', () => {
   const deps = { interfaceAddresses: () => ['10.1.2.3'], readPasswd: () => undefined };
 
-  test('--skip-rule-apply generates nothing; --run-validation logs and succeeds', async () => {
+  test('--skip-rule-apply writes nothing; --run-validation without redirection exits 126 within the probe timeout', async () => {
     const { istioIptables } = createIptablesCommands(deps);
-    const r = await runCommand(istioIptables, [...SEED_ARGS, '--log_output_level=default:info', '--run-validation', '--skip-rule-apply']);
-    expect(r.code).toBe(0);
+    const [p, z, probe] = await freePorts(3);
+    const started = Date.now();
+    const ports = ['-p', String(p), '-z', String(z), '--iptables-probe-port', String(probe), '--probe-timeout', '400ms'];
+    const r = await runCommand(istioIptables, [...SEED_ARGS, ...ports, '--run-validation', '--skip-rule-apply']);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(r.code).toBe(126);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toContain('iptables validation is not implemented');
+    // Nothing redirects in this namespace: the probe reached its own destination.
+    expect(r.stderr).toContain(`to 127.0.0.6:${probe} was not redirected to 127.0.0.1:${p} or 127.0.0.1:${z}: it reached 127.0.0.6:${probe} itself`);
+  });
+
+  test('--run-validation: a capture port already taken by someone else is named when none can be opened', async () => {
+    const { istioIptables } = createIptablesCommands(deps);
+    const net = await import('node:net');
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const r = await runCommand(istioIptables, ['-p', String(port), '-z', String(port), '--run-validation', '--skip-rule-apply', '--probe-timeout', '1s']);
+      expect(r.code).toBe(126);
+      expect(r.stderr).toContain(`no capture listener could be opened (127.0.0.1:${port}: listen EADDRINUSE`);
+    } finally {
+      taken.close();
+    }
   });
 
   test('--skip-rule-apply wins over --cleanup-only (current Istio: istio-cni did the work)', async () => {
@@ -130,14 +162,50 @@ describe('accepted flags from current injectors', () => {
     expect(named.stdout).toContain('PROXY_UID=1500,0\n');
   });
 
-  test('--force-apply, --log_as_json, -q, -c and the probe flags are accepted', async () => {
+  test('--force-apply, --log_as_json, -q, -o, -k, -c and the probe flags are accepted and shape the rules', async () => {
     const { istioIptables } = createIptablesCommands(deps);
     const r = await runCommand(istioIptables, [
-      ...SEED_ARGS, '-q', '443', '-c', 'eth1', '--force-apply', '--log_as_json', '--iptables-probe-port', '15002', '--probe-timeout=5s', '-n',
+      ...SEED_ARGS, '-q', '443', '-o', '5432', '-k', 'vnet0', '-c', 'eth1', '--force-apply', '--log_as_json', '--iptables-probe-port', '15002', '--probe-timeout=5s', '-n',
     ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('-A ISTIO_OUTPUT -p tcp --dport 443 -j ISTIO_REDIRECT');
+    expect(r.stdout).toContain('-A ISTIO_OUTPUT -p tcp --dport 5432 -j RETURN');
+    expect(r.stdout).toContain('-I PREROUTING 1 -i vnet0 -j ISTIO_REDIRECT');
     expect(r.stdout).toContain('-A PREROUTING -i eth1 -j RETURN');
+  });
+
+  const noRunner = {
+    ...deps,
+    runner: () => {
+      throw new Error('dry run must not run anything');
+    },
+  };
+
+  test('--native-nftables -n prints the nft -f input (Istio\'s tables) and runs nothing', async () => {
+    const { istioIptables } = createIptablesCommands(noRunner);
+    const r = await runCommand(istioIptables, [...SEED_ARGS, '--native-nftables', '-n']);
+    expect(r.code).toBe(0);
+    const script = r.stdout.slice(r.stdout.indexOf('nft -f -\n') + 'nft -f -\n'.length);
+    expect(script.split('\n').slice(0, 3)).toEqual([
+      'add table inet istio-proxy-nat',
+      'flush table inet istio-proxy-nat',
+      'add chain inet istio-proxy-nat prerouting { type nat hook prerouting priority -100 ; }',
+    ]);
+    expect(script).toContain('add rule inet istio-proxy-nat istio-inbound meta l4proto tcp tcp dport 15020 counter return\n');
+    expect(script).toContain('add rule inet istio-proxy-nat istio-output counter jump istio-redirect\n');
+    expect(script).not.toContain('dport 22');
+    // NATIVE_NFTABLES in the env does the same.
+    const env = await runCommand(istioIptables, [...SEED_ARGS, '-n'], { NATIVE_NFTABLES: 'true' });
+    expect(env.stdout).toBe(r.stdout);
+  });
+
+  test('--cleanup-only --native-nftables -n prints the table deletions', async () => {
+    const { istioIptables, istioCleanIptables } = createIptablesCommands(noRunner);
+    const r = await runCommand(istioIptables, ['--cleanup-only', '--native-nftables', '-n']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('nft -f -\nadd table inet istio-proxy-nat\ndelete table inet istio-proxy-nat\nadd table inet istio-proxy-mangle\n');
+    const clean = await runCommand(istioCleanIptables, ['--native-nftables', '-n']);
+    expect(clean.stdout).toBe(r.stdout);
   });
 
   test.each([
@@ -180,5 +248,15 @@ describe('as a process', () => {
     expect(bad.stderr).toContain('unknown flag: --bogus');
     const ok = await run(process.execPath, [bin, 'istio-clean-iptables', '-n']);
     expect(ok.stdout).toContain('iptables -t nat -D PREROUTING -p tcp -j ISTIO_INBOUND\n');
+  });
+
+  (built ? test : test.skip)('--native-nftables without an nft binary on PATH: exit 1 naming nft', async () => {
+    const run = promisify(execFile);
+    const r = await run(process.execPath, [bin, 'istio-iptables', ...SEED_ARGS, '--native-nftables'], { env: { PATH: '/nonexistent-for-this-test' } }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('--native-nftables needs the nft binary, which is missing: executable file "nft" not found in $PATH');
   });
 });

@@ -9,11 +9,11 @@ import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { sweepJumps, tokenizeSaveLine } from '../../src/iptables/builder.js';
+import { sweepJumps, tokenizeSaveLine } from '../../src/iptables/save.js';
 import { createIptablesCommands } from '../../src/iptables/command.js';
 import { realRunner, tempFileStore, type RunOutcome, type Runner } from '../../src/iptables/executor.js';
 import { firstAddressIsIPv6, lookupUidInPasswd, parseCidr } from '../../src/iptables/net.js';
-import { capture, runCommand, SEED_ARGS, seedRulesFile } from './helpers.js';
+import { capture, runCommand, SEED_ARGS, seedRulesFile, seedSaveDump } from './helpers.js';
 
 interface Call {
   cmd: string;
@@ -23,7 +23,10 @@ interface Call {
   fileContents?: string;
 }
 
-function recordingRunner(script: (cmd: string, args: readonly string[]) => RunOutcome & { stdout?: string } = () => ({ code: 0 })) {
+function recordingRunner(
+  script: (cmd: string, args: readonly string[]) => RunOutcome & { stdout?: string } = () => ({ code: 0 }),
+  rulesPresent = false,
+) {
   const calls: Call[] = [];
   const reads: string[] = [];
   const factory = (ctx: { stdout: { write(s: string): unknown } }): Runner => ({
@@ -37,7 +40,8 @@ function recordingRunner(script: (cmd: string, args: readonly string[]) => RunOu
     },
     read: async (cmd, args) => {
       reads.push([cmd, ...args].join(' '));
-      const o = script(cmd, args);
+      // `iptables -C` (is this rule present?): a fresh pod has none, unless the script says so.
+      const o = args[2] === '-C' && !rulesPresent ? { code: 1 } : script(cmd, args);
       return { ...o, stdout: o.stdout ?? '' };
     },
   });
@@ -76,6 +80,37 @@ describe('apply', () => {
     // The echo precedes each command; the save's own output follows its echo.
     expect(r.stdout).toContain(`COMMIT\n\niptables-restore --noflush ${v4?.args[1]}\n`);
     expect(r.stdout.endsWith('iptables-save \n*nat\nCOMMIT\n')).toBe(true);
+  });
+
+  test('a re-run over rules already in place applies nothing; --force-apply applies without checking', async () => {
+    const live = (cmd: string) => (cmd === 'iptables-save' ? { code: 0, stdout: seedSaveDump() } : { code: 0 });
+    const present = recordingRunner(live, true);
+    const again = await runCommand(commands(present).istioIptables, SEED_ARGS);
+    expect(again.code).toBe(0);
+    expect(present.calls.map((c) => c.cmd)).toEqual(['iptables-save']);
+    expect(present.reads[0]).toBe('iptables-save');
+    // Every seed rule was checked with -C in its table.
+    expect(present.reads.filter((r) => r.startsWith('iptables -t nat -C '))).toHaveLength(seedRulesFile().split('\n').filter((l) => l.startsWith('-A ')).length);
+    expect(present.reads).toContain('iptables -t nat -C ISTIO_INBOUND -p tcp --dport 22 -j RETURN');
+    expect(again.stderr).toContain('every capture rule is already in place');
+
+    // Istio chains holding other rules (one more in ISTIO_OUTPUT): applied, with a warning.
+    const other = recordingRunner((cmd) => (cmd === 'iptables-save' ? { code: 0, stdout: seedSaveDump().replace('-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n', '-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n-A ISTIO_OUTPUT -j RETURN\n') } : { code: 0 }), true);
+    const o = await runCommand(commands(other).istioIptables, SEED_ARGS);
+    expect(other.calls.map((c) => c.cmd)).toEqual(['iptables-restore', 'ip6tables-restore', 'iptables-save']);
+    expect(other.reads).toEqual(['iptables-save']);
+    expect(o.stderr).toContain('Istio chains exist without this configuration\'s rules; applying anyway');
+
+    // A fresh pod: one iptables-save read, no -C checks.
+    const fresh = recordingRunner();
+    expect((await runCommand(commands(fresh).istioIptables, SEED_ARGS)).code).toBe(0);
+    expect(fresh.reads).toEqual(['iptables-save']);
+
+    const forced = recordingRunner(undefined, true);
+    const f = await runCommand(commands(forced).istioIptables, [...SEED_ARGS, '--force-apply']);
+    expect(f.code).toBe(0);
+    expect(forced.reads).toEqual([]);
+    expect(forced.calls.map((c) => c.cmd)).toEqual(['iptables-restore', 'ip6tables-restore', 'iptables-save']);
   });
 
   test('IPv6 pod: ::6 is added to lo first, ip6tables-save runs last', async () => {
@@ -172,16 +207,33 @@ describe('real runner (real processes)', () => {
     const out = capture();
     const err = capture();
     const runner = realRunner(out.stream, err.stream);
-    expect(await runner.run('sh', ['-c', 'echo out; echo err >&2; exit 3'], {})).toEqual({ code: 3 });
-    expect(await runner.run('sh', ['-c', 'echo hidden >&2'], { quiet: true })).toEqual({ code: 0 });
+    expect(await runner.run('sh', ['-c', 'echo out; echo err >&2; exit 3'], {})).toEqual({ code: 3, stderr: 'err' });
+    expect(await runner.run('sh', ['-c', 'echo hidden >&2'], { quiet: true })).toEqual({ code: 0, stderr: 'hidden' });
+    expect(await runner.run('sh', ['-c', 'cat'], { input: 'fed on stdin\n' })).toEqual({ code: 0 });
     const missing = await runner.run('no-such-binary-istio-test', [], {});
     expect(missing.code).toBe(-1);
     expect(missing.error).toContain('"no-such-binary-istio-test" not found');
     const read = await runner.read('sh', ['-c', 'printf abc']);
     expect(read).toEqual({ code: 0, stdout: 'abc' });
     await new Promise((r) => setImmediate(r));
-    expect(out.text()).toBe('out\n');
+    expect(out.text()).toBe('out\nfed on stdin\n');
     expect(err.text()).toBe('err\n');
+  });
+
+  test('a failing command\'s error names the command, its exit code and its stderr', async () => {
+    const { istioIptables } = createIptablesCommands({
+      interfaceAddresses: () => ['10.1.2.3'],
+      readPasswd: () => undefined,
+      rulesFiles: () => tempFileStore(tmp),
+      runner: (ctx) => {
+        const real = realRunner(ctx.stdout, ctx.stderr);
+        const fail = (cmd: string) => ['-c', `echo "${cmd}: line 3 failed" >&2; exit 4`];
+        return { run: (cmd, _args, o) => real.run('sh', fail(cmd), o), read: real.read };
+      },
+    });
+    const r = await runCommand(istioIptables, SEED_ARGS);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Error: iptables-restore --noflush \S+: exit status 4: iptables-restore: line 3 failed\n$/);
   });
 
   test('a missing iptables binary fails the apply with a clear message (PATH without it)', async () => {

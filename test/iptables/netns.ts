@@ -84,27 +84,38 @@ export class NetnsPair {
     readonly peer: string,
     readonly podAddr: string,
     readonly peerAddr: string,
+    /** Dual-stack pairs only: the IPv6 addresses next to the IPv4 ones. */
+    readonly podAddr6?: string,
+    readonly peerAddr6?: string,
   ) {}
 
-  /** IPv4 pairs get 10.250.N.1/30 ↔ .2; IPv6 pairs only fd00:250:N::1/64 ↔ ::2 (no IPv4 at all). */
-  static async create(family: 4 | 6): Promise<NetnsPair> {
+  /**
+   * IPv4 pairs get 10.250.N.1/30 ↔ .2; IPv6 pairs only fd00:250:N::1/64 ↔ ::2 (no IPv4 at
+   * all); dual pairs get both.
+   */
+  static async create(family: 4 | 6 | 'dual'): Promise<NetnsPair> {
     const id = `${process.pid}-${randomBytes(3).toString('hex')}`;
     const n = randomBytes(1)[0] ?? 0;
+    const v6 = (host: number) => `fd00:250:${n.toString(16)}::${host}`;
     const pair =
       family === 4
         ? new NetnsPair(`pa-ipt-${id}-pod`, `pa-ipt-${id}-peer`, `10.250.${n}.1`, `10.250.${n}.2`)
-        : new NetnsPair(`pa-ipt-${id}-pod6`, `pa-ipt-${id}-peer6`, `fd00:250:${n.toString(16)}::1`, `fd00:250:${n.toString(16)}::2`);
+        : family === 6
+          ? new NetnsPair(`pa-ipt-${id}-pod6`, `pa-ipt-${id}-peer6`, v6(1), v6(2))
+          : new NetnsPair(`pa-ipt-${id}-podd`, `pa-ipt-${id}-peerd`, `10.251.${n}.1`, `10.251.${n}.2`, v6(1), v6(2));
     try {
       await must('ip', ['netns', 'add', pair.pod]);
       await must('ip', ['netns', 'add', pair.peer]);
       await must('ip', ['-n', pair.pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pair.peer]);
-      const plen = family === 4 ? '/30' : '/64';
+      const plen = family === 6 ? '/64' : '/30';
       const extra = family === 6 ? ['nodad'] : [];
       for (const [ns, addr] of [
         [pair.pod, pair.podAddr],
         [pair.peer, pair.peerAddr],
       ] as const) {
         await must('ip', ['-n', ns, 'addr', 'add', `${addr}${plen}`, 'dev', 'eth0', ...extra]);
+        const addr6 = ns === pair.pod ? pair.podAddr6 : pair.peerAddr6;
+        if (addr6) await must('ip', ['-n', ns, 'addr', 'add', `${addr6}/64`, 'dev', 'eth0', 'nodad']);
         await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
         await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
       }
@@ -127,6 +138,12 @@ export class NetnsPair {
   /** Runs `pilot-agent <argv>` (the built CLI) inside the pod namespace with a clean env. */
   cli(argv: readonly string[], env: Record<string, string> = {}): Promise<ExecResult> {
     return this.exec(this.pod, process.execPath, [path.join(REPO_ROOT, 'bin', 'pilot-agent.js'), ...argv], { PATH: TEST_PATH, ...env });
+  }
+
+  /** The same as `cli`, as uid/gid `id` without supplementary groups (the istio-validation container). */
+  cliAs(id: number, argv: readonly string[], env: Record<string, string> = {}): Promise<ExecResult> {
+    const cli = [process.execPath, path.join(REPO_ROOT, 'bin', 'pilot-agent.js'), ...argv];
+    return this.exec(this.pod, 'setpriv', [`--reuid=${id}`, `--regid=${id}`, '--clear-groups', ...cli], { PATH: TEST_PATH, ...env });
   }
 
   /** `iptables-save`/`ip6tables-save` in the pod namespace, normalised (see normalizeSave). */
