@@ -9,7 +9,7 @@
  */
 import { AgentError } from '../errors.js';
 import { formatFlagHelp, parseFlags, parseGoBool, type FlagSpec } from '../config/flags.js';
-import { parseGoDuration } from '../config/duration.js';
+import { parseGoDuration } from '../go/duration.js';
 import { firstAddressIsIPv6, hasGlobalIPv6, isPort, parseCidr, splitList } from './net.js';
 
 export interface IptablesFlagSpec extends FlagSpec {
