@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import { PassThrough } from 'node:stream';
-import { main } from '../../src/cli.js';
+import { main } from '../src/cli.js';
 
 function capture() {
   const out = new PassThrough();

@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { Backoff, SlidingWindowBudget } from '../../../src/lifecycle/backoff.js';
-import { sleep } from '../../../src/lifecycle/abort.js';
+import { Backoff, SlidingWindowBudget } from '../../src/lifecycle/backoff.js';
+import { sleep } from '../../src/lifecycle/abort.js';
 
 describe('Backoff', () => {
   test('doubles up to the cap; reset goes back to the initial delay', () => {

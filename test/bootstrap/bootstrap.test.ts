@@ -2,12 +2,12 @@ import { afterAll, describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BootstrapWriter, chooseSdsSocket, readBootstrapOverride } from '../../../src/bootstrap/bootstrap.js';
-import { computeIdentity } from '../../../src/bootstrap/node.js';
-import { AgentError } from '../../../src/errors.js';
-import { assertValidBootstrap } from '../../support/bootstrap-validator.js';
-import { POD_INTERFACES, POD_INTERFACES_V6, seedConfig } from '../../support/config.js';
-import { expectGolden } from '../../support/golden.js';
+import { BootstrapWriter, chooseSdsSocket, readBootstrapOverride } from '../../src/bootstrap/bootstrap.js';
+import { computeIdentity } from '../../src/bootstrap/node.js';
+import { AgentError } from '../../src/errors.js';
+import { assertValidBootstrap } from '../support/bootstrap-validator.js';
+import { POD_INTERFACES, POD_INTERFACES_V6, seedConfig } from '../support/config.js';
+import { expectGolden } from '../support/golden.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { AsyncDisposableStack, withStack } from '../../../src/lifecycle/stack.js';
-import { DisposeError } from '../../../src/errors.js';
+import { AsyncDisposableStack, withStack } from '../../src/lifecycle/stack.js';
+import { DisposeError } from '../../src/errors.js';
 
 function recorder() {
   const lines: string[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { CONFIG_STATS_FILTER, STATE_STATS_FILTER, configStatus, liveStatus } from '../../../src/status/ready.js';
-import { parseStatsText } from '../../../src/envoy/admin.js';
+import { CONFIG_STATS_FILTER, STATE_STATS_FILTER, configStatus, liveStatus } from '../../src/status/ready.js';
+import { parseStatsText } from '../../src/envoy/admin.js';
 
 const stats = (text: string) => parseStatsText(text);
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { computeIdentity, nodeIps } from '../../../src/bootstrap/node.js';
-import { POD_INTERFACES, POD_INTERFACES_V6, seedConfig } from '../../support/config.js';
+import { computeIdentity, nodeIps } from '../../src/bootstrap/node.js';
+import { POD_INTERFACES, POD_INTERFACES_V6, seedConfig } from '../support/config.js';
 
 describe('node identity (SPEC §3)', () => {
   const config = seedConfig();
@@ -105,7 +105,7 @@ describe('node identity (SPEC §3)', () => {
 
 describe('podinfo change (SPEC §8)', () => {
   test('only LABELS and ANNOTATIONS change; ID, cluster and locality stay', async () => {
-    const { withPodInfo } = await import('../../../src/bootstrap/node.js');
+    const { withPodInfo } = await import('../../src/bootstrap/node.js');
     const config = seedConfig();
     const start = computeIdentity(config, { interfaces: POD_INTERFACES });
     const next = withPodInfo(start, config, POD_INTERFACES, { app: 'other', version: 'v2', 'pod-template-hash': 'x' }, { n: '1' });

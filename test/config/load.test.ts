@@ -1,8 +1,8 @@
 import { describe, expect, test } from '@jest/globals';
-import { buildConfig, parseProxyLogLevel, type ConfigInputs } from '../../../src/config/load.js';
-import { AgentError, ConfigError } from '../../../src/errors.js';
-import { PROXY_ENV } from '../../../src/config/options.js';
-import { SEED_ARGS, SEED_ENV } from '../../support/seed.js';
+import { buildConfig, parseProxyLogLevel, type ConfigInputs } from '../../src/config/load.js';
+import { AgentError, ConfigError } from '../../src/errors.js';
+import { PROXY_ENV } from '../../src/config/options.js';
+import { SEED_ARGS, SEED_ENV } from '../support/seed.js';
 
 function inputs(over: Partial<ConfigInputs> = {}): ConfigInputs {
   return { argv: [...SEED_ARGS], env: SEED_ENV, cwd: '/tmp/x', meshConfigPath: '/tmp/x/etc/istio/config/mesh', ...over };

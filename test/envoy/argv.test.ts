@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { envoyArgv } from '../../../src/envoy/argv.js';
-import { seedConfig } from '../../support/config.js';
+import { envoyArgv } from '../../src/envoy/argv.js';
+import { seedConfig } from '../support/config.js';
 
 const base = ['-c', 'etc/istio/proxy/envoy-rev.json', '--drain-time-s', '45', '--drain-strategy', 'immediate'];
 const tail = ['--file-flush-interval-msec', '1000', '--disable-hot-restart', '--allow-unknown-static-fields'];

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { parsePodInfoFile } from '../../../src/podinfo/parse.js';
+import { parsePodInfoFile } from '../../src/podinfo/parse.js';
 
 describe('podinfo files', () => {
   test('kubelet format: sorted key="value" lines, no trailing newline', () => {

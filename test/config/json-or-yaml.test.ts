@@ -3,9 +3,9 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as yamlParse } from 'yaml';
-import { hasDuplicateKeys, parseJsonOrYaml } from '../../../src/config/json-or-yaml.js';
+import { hasDuplicateKeys, parseJsonOrYaml } from '../../src/config/json-or-yaml.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 describe('parseJsonOrYaml: JSON fast path, same results as yaml.parse', () => {
   const samples = [

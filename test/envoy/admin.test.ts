@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { EnvoyAdminClient } from '../../../src/envoy/admin.js';
+import { EnvoyAdminClient } from '../../src/envoy/admin.js';
 
 interface Seen {
   method: string;

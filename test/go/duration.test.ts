@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { formatGoDuration, formatProtoDuration, parseGoDuration } from '../../../src/go/duration.js';
+import { formatGoDuration, formatProtoDuration, parseGoDuration } from '../../src/go/duration.js';
 
 describe('Go durations', () => {
   test.each([

@@ -2,11 +2,11 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentNode } from '../../../src/agent/node.js';
-import { podInfoReaction, startPodInfoReconfigure, type PodInfoTargets } from '../../../src/agent/podinfo-reconfigure.js';
-import { createLogger } from '../../../src/log.js';
-import { POD_INTERFACES, seedConfig } from '../../support/config.js';
-import { SEED_ANNOTATIONS, SEED_LABELS } from '../../support/seed.js';
+import { AgentNode } from '../../src/agent/node.js';
+import { podInfoReaction, startPodInfoReconfigure, type PodInfoTargets } from '../../src/agent/podinfo-reconfigure.js';
+import { createLogger } from '../../src/log.js';
+import { POD_INTERFACES, seedConfig } from '../support/config.js';
+import { SEED_ANNOTATIONS, SEED_LABELS } from '../support/seed.js';
 
 function harness(over: Partial<PodInfoTargets> = {}) {
   const config = seedConfig();

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { EnvoyAdminClient } from '../../../src/envoy/admin.js';
-import { createLogger } from '../../../src/log.js';
-import { ReadinessTracker } from '../../../src/status/ready.js';
+import { EnvoyAdminClient } from '../../src/envoy/admin.js';
+import { createLogger } from '../../src/log.js';
+import { ReadinessTracker } from '../../src/status/ready.js';
 
 /** A fake Envoy admin over real HTTP: LIVE once `live()` says so; records request times and concurrency. */
 async function startAdmin(live: () => boolean) {
