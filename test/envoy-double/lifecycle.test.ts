@@ -13,7 +13,6 @@ import path from 'node:path';
 import {
   disposeTrackedDoubles,
   startTrackedDouble,
-  alive,
   ENVOY_DOUBLE_BIN,
   goldenBootstrap,
   minimalBootstrap,
@@ -22,6 +21,7 @@ import {
   waitUntil,
 } from '../support/envoy-double-harness.js';
 import { freePort } from '../support/ports.js';
+import { processAlive } from '../support/proc.js';
 
 afterEach(disposeTrackedDoubles);
 const start = startTrackedDouble;
@@ -196,7 +196,7 @@ describe('exits', () => {
       parent.kill('SIGKILL');
       await parentExit;
       const t0 = Date.now();
-      await waitUntil('the orphaned double to exit', () => !alive(pid), 2000);
+      await waitUntil('the orphaned double to exit', () => !processAlive(pid), 2000);
       expect(Date.now() - t0).toBeLessThan(1200);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

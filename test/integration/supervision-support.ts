@@ -7,21 +7,9 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
-/** Polls `predicate` every 20 ms until it returns a truthy value, or rejects at the deadline. */
-export async function waitUntil<T>(what: string, predicate: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    let v: T | undefined | false;
-    try {
-      v = await predicate();
-    } catch {
-      v = undefined;
-    }
-    if (v) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { waitUntil } from '../support/wait.js';
+
+export { waitUntil };
 
 /**
  * The app behind Envoy: `GET /hold/<name>` is answered only when the test calls

@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { EnvoyAdminClient } from '../../src/envoy/admin.js';
 import { createLogger } from '../../src/log.js';
 import { ReadinessTracker } from '../../src/status/ready.js';
+import { waitUntil } from '../support/wait.js';
 
 /** A fake Envoy admin over real HTTP: LIVE once `live()` says so; records request times and concurrency. */
 async function startAdmin(live: () => boolean) {
@@ -38,14 +39,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 describe('readiness polls fast until the first success (issue 3)', () => {
   test('polls every ~20 ms in the first second, sequentially, and sees LIVE soon after it happens', async () => {
     const t0 = performance.now();
@@ -56,7 +49,7 @@ describe('readiness polls fast until the first success (issue 3)', () => {
     const tracker = new ReadinessTracker({ admin: client, standalone: true, log: createLogger({ outputLevel: 'none' }), onReady: () => (readyAt = performance.now()) });
     cleanups.push(admin.stop, () => client.close(), () => tracker[Symbol.asyncDispose]());
     tracker.envoyStarted();
-    await until(() => readyAt > 0, 10_000);
+    await waitUntil('readyAt > 0', () => readyAt > 0, 10_000, 5);
     expect(tracker.current()).toEqual({ ready: true });
     // At the old fixed 100 ms there would be at most 4 polls before LIVE; at 20 ms, about 12.
     const before = admin.times.filter((t) => t - t0 < liveAfterMs).length;
@@ -79,7 +72,7 @@ describe('readiness polls fast until the first success (issue 3)', () => {
     cleanups.push(admin.stop, () => client.close(), () => tracker[Symbol.asyncDispose]());
     const t0 = performance.now();
     tracker.envoyStarted();
-    await until(() => performance.now() - t0 > 1_500, 5_000);
+    await waitUntil('performance.now() - t0 > 1_500', () => performance.now() - t0 > 1_500, 5_000, 5);
     await tracker[Symbol.asyncDispose]();
     const fast = admin.times.filter((t) => t - t0 < 200).length;
     const slow = admin.times.filter((t) => t - t0 >= 700 && t - t0 < 1_500).length;
@@ -101,11 +94,11 @@ describe('readiness subscriptions', () => {
     let heard = 0;
     const subscription = tracker.whenReady(() => void heard++);
     tracker.envoyStarted();
-    await until(() => passes === 1, 10_000);
+    await waitUntil('passes === 1', () => passes === 1, 10_000, 5);
     expect(heard).toBe(1);
     subscription[Symbol.dispose]();
     tracker.envoyStarted();
-    await until(() => passes === 2, 10_000);
+    await waitUntil('passes === 2', () => passes === 2, 10_000, 5);
     expect(heard).toBe(1);
   });
 });

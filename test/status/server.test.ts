@@ -5,15 +5,7 @@ import { AgentError } from '../../src/errors.js';
 import { isLoopbackAddress } from '../../src/status/loopback.js';
 import { fetch } from '../support/metrics-servers.js';
 import { startStatus, type StatusHarness } from '../support/status-harness.js';
-
-/** Polls a condition until a deadline (no fixed sleeps). */
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
+import { waitUntil } from '../support/wait.js';
 
 let h: StatusHarness;
 beforeAll(async () => {
@@ -73,7 +65,7 @@ describe('/quitquitquit and /drain from loopback', () => {
     expect(h.calls[key]).toBe(before);
     const r = await fetch(h.port, path, { method: 'POST', host: '::1' });
     expect([r.status, r.text]).toEqual([200, 'OK']);
-    await until(() => h.calls[key] === before + 1);
+    await waitUntil(`a ${key} call`, () => h.calls[key] === before + 1, 2000, 1);
   });
 
   test('a request body above the limit is refused before it is read', async () => {

@@ -174,16 +174,7 @@ export class AgentProcess {
   }
 }
 
-/** Is a process alive (and not a zombie)? */
-export function processAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
+export { processAlive } from './proc.js';
 
 export async function startAgent(options: StartAgentOptions = {}): Promise<AgentProcess> {
   const cwd = options.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-test-'));
