@@ -9,9 +9,10 @@
  *
  * A directory that does not exist yet is waited for by watching its nearest existing ancestor
  * (only the path component towards it); once it appears the watch moves to it, and back to the
- * ancestor if it is removed. A watch error (e.g. the inotify watch limit) closes the watch and re-creates it with
- * backoff (1 s doubling to 30 s), re-reading after each attempt. A file that does not parse
- * keeps its last good content (counted as an error); a missing file is an empty map.
+ * ancestor if it is removed. A watch error (e.g. the inotify watch limit) closes the watch and
+ * re-creates it with backoff (1 s doubling to 30 s), re-reading after each attempt. There is no
+ * periodic re-read otherwise. A file that does not parse keeps its last good content (counted
+ * as an error); a missing file is an empty map.
  *
  * `close()` is idempotent; no callback runs after it resolves.
  */
@@ -67,7 +68,7 @@ export class PodInfoWatcher {
   static async start(options: PodInfoWatcherOptions): Promise<PodInfoWatcher> {
     const w = new PodInfoWatcher(options);
     if (!fs.existsSync(w.dir)) options.log.info(`podinfo directory ${w.dir} does not exist; waiting for it`);
-    await w.watchDir();
+    await w.attempt();
     return w;
   }
 
@@ -106,14 +107,9 @@ export class PodInfoWatcher {
     });
     watcher.on('error', (err) => {
       if (this.watcher !== watcher || this.closed) return;
-      const delay = this.backoff.next();
-      this.options.log.warn(`podinfo watch error on ${target}: ${(err as Error).message}; re-creating the watch in ${delay}ms`);
       this.watcher = undefined;
       void watcher.close();
-      clearTimeout(this.retry);
-      this.retry = setTimeout(() => void this.watchDir(), delay);
-      this.retry.unref();
-      this.schedule();
+      this.retryLater(target, err as Error);
     });
     // 'ready' may never come for a watch that failed as it was set up.
     await new Promise<void>((resolve) => {
@@ -129,12 +125,32 @@ export class PodInfoWatcher {
     this.schedule();
   }
 
+  /** Moves the watch (to the directory or its ancestor). */
   private async rewatch(): Promise<void> {
     const old = this.watcher;
     if (!old) return; // closed, or a retry is already scheduled
     this.watcher = undefined;
-    await old.close();
-    await this.watchDir();
+    await old.close().catch(() => undefined);
+    await this.attempt();
+  }
+
+  private async attempt(): Promise<void> {
+    try {
+      await this.watchDir();
+    } catch (err) {
+      this.retryLater(this.dir, err as Error);
+    }
+  }
+
+  /** After a watch error: no watch until a retry, with backoff, re-creates it; re-read meanwhile. */
+  private retryLater(target: string, err: Error): void {
+    if (this.closed) return;
+    const delay = this.backoff.next();
+    this.options.log.warn(`podinfo watch error on ${target}: ${err.message}; re-creating the watch in ${delay}ms`);
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => void this.attempt(), delay);
+    this.retry.unref();
+    this.schedule();
   }
 
   private schedule(): void {
