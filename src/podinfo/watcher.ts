@@ -9,7 +9,8 @@
  *
  * A directory that does not exist yet is waited for by watching its nearest existing ancestor
  * (only the path component towards it); once it appears the watch moves to it, and back to the
- * ancestor if it is removed. A watch error (e.g. the inotify watch limit) closes the watch and
+ * ancestor if it is removed; one replaced by another (a re-read finds a new inode) is watched
+ * anew. A watch error (e.g. the inotify watch limit) closes the watch and
  * re-creates it with backoff (1 s doubling to 30 s), re-reading after each attempt. There is no
  * periodic re-read otherwise. A file that does not parse keeps its last good content (counted
  * as an error); a missing file is an empty map.
@@ -47,9 +48,19 @@ function sameMap(a: Record<string, string>, b: Record<string, string>): boolean 
   return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && a[k] === b[k]);
 }
 
+function inode(p: string): number | undefined {
+  try {
+    return fs.statSync(p).ino;
+  } catch {
+    return undefined;
+  }
+}
+
 export class PodInfoWatcher {
   private current: PodInfo;
   private watcher: FSWatcher | undefined;
+  /** The inode of the directory the watch is on (undefined while on an ancestor). */
+  private watchedIno: number | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
@@ -91,6 +102,7 @@ export class PodInfoWatcher {
     if (this.closed) return;
     const target = this.target();
     const own = target === this.dir;
+    this.watchedIno = undefined;
     // In the directory: everything but the kubelet's own entries (`..data`, `..data_tmp`,
     // `..<timestamp>`). In an ancestor: only the next path component towards it.
     const toward = own ? '' : path.join(target, path.relative(target, this.dir).split(path.sep)[0] as string);
@@ -118,6 +130,7 @@ export class PodInfoWatcher {
     });
     if (this.watcher === watcher) {
       this.backoff.reset();
+      if (own) this.watchedIno = inode(this.dir);
       // It appeared or went away while the watch was being set up.
       if (own !== fs.existsSync(this.dir)) void this.rewatch();
     }
@@ -162,6 +175,8 @@ export class PodInfoWatcher {
   /** Re-reads both files; acts only on a real change. */
   reread(): void {
     if (this.closed) return;
+    // The directory was replaced (renamed away, a new one in its place): the watch is on the old one.
+    if (this.watcher && this.watchedIno !== undefined && inode(this.dir) !== this.watchedIno) void this.rewatch();
     const next: PodInfo = { labels: this.current.labels, annotations: this.current.annotations };
     const changed: Array<keyof PodInfo> = [];
     for (const name of FILES) {

@@ -128,6 +128,19 @@ describe('podinfo watcher (SPEC §8)', () => {
     expect((await h.next(3)).labels).toEqual({ app: 'back', v: '2' });
   });
 
+  test('a directory replaced (renamed away, a new one in its place) is watched again', async () => {
+    const dir = tmpDir();
+    kubeletWrite(dir, { labels: podInfoText({ app: 'x' }), annotations: '' });
+    const h = await watchDir(dir, { labels: { app: 'x' }, annotations: {} });
+    fs.renameSync(dir, `${dir}.old`);
+    cleanups.push(() => fs.rmSync(`${dir}.old`, { recursive: true, force: true }));
+    kubeletWrite(dir, { labels: podInfoText({ app: 'new' }), annotations: '' });
+    expect((await h.next(1)).labels).toEqual({ app: 'new' });
+    // The watch is on the new directory, not the renamed one.
+    kubeletWrite(dir, { labels: podInfoText({ app: 'new', v: '2' }), annotations: '' });
+    expect((await h.next(2)).labels).toEqual({ app: 'new', v: '2' });
+  });
+
   test('a plain file written in place (no kubelet swap) is seen too', async () => {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'labels'), podInfoText({ app: 'x' }));
