@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { watch } from 'chokidar';
 import { createLogger } from '../../src/log.js';
 import { PodInfoWatcher, type PodInfo } from '../../src/podinfo/watcher.js';
 import { REPO_ROOT } from '../support/agent-process.js';
@@ -179,6 +180,32 @@ describe('podinfo watcher (SPEC §8)', () => {
 const USERNS = spawnSync('unshare', ['-U', '-r', 'sh', '-c', 'echo 0 > /proc/sys/user/max_inotify_watches'], { encoding: 'utf8' });
 const canLimitWatches = USERNS.status === 0;
 if (!canLimitWatches) console.log(`SKIP podinfo watch-error test: cannot set inotify limits in a user namespace (${USERNS.error?.message ?? USERNS.stderr.trim()})`);
+
+describe("chokidar's view of a kubelet swap (the watcher's options)", () => {
+  test('with `..*` ignored, a swap is a `change` of each user-visible file (its symlink target was deleted and replaced)', async () => {
+    const dir = tmpDir();
+    kubeletWrite(dir, { labels: podInfoText({ app: 'x' }), annotations: podInfoText({ a: '1' }) });
+    const w = watch(dir, { followSymlinks: false, depth: 0, ignored: (p: string) => path.dirname(p) === dir && path.basename(p).startsWith('..'), ignoreInitial: true, persistent: false });
+    cleanups.push(() => w.close());
+    const events: string[] = [];
+    const seen: Array<() => void> = [];
+    w.on('all', (event, p) => {
+      events.push(`${event} ${path.relative(dir, p)}`);
+      for (const f of seen.splice(0)) f();
+    });
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+    kubeletWrite(dir, { labels: podInfoText({ app: 'y' }), annotations: podInfoText({ a: '1' }) });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`events so far: ${events.join(', ')}`)), 5000);
+      const both = () => events.includes('change labels') && events.includes('change annotations');
+      const check = () => (both() ? (clearTimeout(timer), resolve()) : seen.push(check));
+      check();
+    });
+    // (chokidar may also report the two files as `add` once, just after it is ready.)
+    expect([...new Set(events)].sort()).toEqual(expect.arrayContaining(['change annotations', 'change labels']));
+    expect(events.filter((e) => !/^(add|change) (labels|annotations)$/.test(e))).toEqual([]);
+  });
+});
 
 describe('podinfo watcher: watch errors', () => {
   (canLimitWatches ? test : test.skip)('a watch that fails (inotify limit reached) is re-created once it can be, and sees what changed meanwhile', async () => {
