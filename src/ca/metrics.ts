@@ -9,8 +9,7 @@
  *   expires (negative once expired), computed at scrape time.
  * Istio exports its counters without a `_total` suffix; so do we.
  */
-import type { Registry } from 'prom-client';
-import { Counter, Gauge } from '../metrics/prom.js';
+import { Counter, Gauge, type Registry } from 'prom-client';
 
 export interface CaMetrics {
   csrSent(): void;

@@ -2,8 +2,7 @@
  * The agent's own metrics outside merged scraping (SPEC §12): Envoy supervision, start-up,
  * podinfo and stderr forwarding. Registered on the agent's registry (`createAgentMetrics`).
  */
-import type { Registry } from 'prom-client';
-import { Counter, Gauge } from './prom.js';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from './registry.js';
 import type { SupervisorMetrics } from '../supervisor/supervisor.js';
 

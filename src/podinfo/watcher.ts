@@ -1,17 +1,26 @@
 /**
- * Watches the downward-API podinfo directory (SPEC §8). The kubelet swaps a `..data`
- * symlink atomically, so a watch on `labels` itself dies after one update: we watch the
- * directory itself (`fs.watch`, one inotify watch, not recursive: any event on any entry
- * counts, the kubelet's `..data` swap included), re-read both files by path `debounceMs`
- * after the last event, and act only when the content really changed. A slow periodic
- * re-read covers missed events, and re-creates the watch if the directory appears late or
- * the watch failed (e.g. the directory was replaced). A file that does not parse keeps its last good
- * content (counted as an error); a missing file is an empty map.
+ * Watches the downward-API podinfo directory (SPEC §8) with chokidar: the DIRECTORY, not
+ * recursive (`depth: 0`), symlinks not followed, the kubelet's own `..data`/`..<timestamp>`
+ * entries ignored. A kubelet update (new timestamped dir, `..data` renamed over, old dir
+ * removed) reaches us as a `change` of `labels`/`annotations`: chokidar's per-file watch
+ * follows the user-visible symlink to its target, sees that target deleted and re-attaches
+ * to the new one. Any event schedules one re-read of both files BY PATH `debounceMs` after the
+ * last event; only a real content change is acted on.
+ *
+ * A directory that does not exist yet is waited for by watching its nearest existing ancestor
+ * (only the path component towards it); once it appears the watch moves to it, and back to the
+ * ancestor if it is removed; one replaced by another (a re-read finds a new inode) is watched
+ * anew. A watch error (e.g. the inotify watch limit) closes the watch and
+ * re-creates it with backoff (1 s doubling to 30 s), re-reading after each attempt. There is no
+ * periodic re-read otherwise. A file that does not parse keeps its last good content (counted
+ * as an error); a missing file is an empty map.
  *
  * `close()` is idempotent; no callback runs after it resolves.
  */
+import { watch, type FSWatcher } from 'chokidar';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Backoff } from '../lifecycle/backoff.js';
 import type { Logger } from '../log.js';
 import { parsePodInfoFile } from './parse.js';
 
@@ -26,8 +35,8 @@ export interface PodInfoWatcherOptions {
   /** The content the config was built from (so the first read does not count as a change). */
   initial: PodInfo;
   onChange: (info: PodInfo, changed: Array<keyof PodInfo>) => void;
+  /** Quiet time after the last event before both files are re-read (default 100 ms). */
   debounceMs?: number;
-  pollIntervalMs?: number;
   metrics?: { reload(): void; error(): void };
 }
 
@@ -39,22 +48,38 @@ function sameMap(a: Record<string, string>, b: Record<string, string>): boolean 
   return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && a[k] === b[k]);
 }
 
+function inode(p: string): number | undefined {
+  try {
+    return fs.statSync(p).ino;
+  } catch {
+    return undefined;
+  }
+}
+
 export class PodInfoWatcher {
   private current: PodInfo;
-  private watcher: fs.FSWatcher | undefined;
+  private watcher: FSWatcher | undefined;
+  /** The inode of the directory the watch is on (undefined while on an ancestor). */
+  private watchedIno: number | undefined;
   private debounce: NodeJS.Timeout | undefined;
-  private poll: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly dir: string;
   private readonly debounceMs: number;
+  private readonly backoff = new Backoff({ initialMs: 1000, maxMs: 30_000, multiplier: 2, jitter: 0.1 });
 
   private constructor(private readonly options: PodInfoWatcherOptions) {
     this.current = { labels: { ...options.initial.labels }, annotations: { ...options.initial.annotations } };
+    this.dir = path.resolve(options.dir);
     this.debounceMs = options.debounceMs ?? 100;
   }
 
+  /** Resolves once the watch is set (events from then on are seen). */
   static async start(options: PodInfoWatcherOptions): Promise<PodInfoWatcher> {
     const w = new PodInfoWatcher(options);
-    await w.begin();
+    if (!fs.existsSync(w.dir)) options.log.info(`podinfo directory ${w.dir} does not exist; waiting for it`);
+    await w.attempt();
     return w;
   }
 
@@ -62,56 +87,100 @@ export class PodInfoWatcher {
     return this.current;
   }
 
-  private async begin(): Promise<void> {
-    const { dir } = this.options;
-    const pollMs = this.options.pollIntervalMs ?? 30_000;
-    this.poll = setInterval(() => {
-      if (!this.watcher && fs.existsSync(dir)) this.watchDir();
-      this.reread('poll');
-    }, pollMs);
-    this.poll.unref();
-    if (!fs.existsSync(dir)) {
-      this.options.log.info(`podinfo directory ${dir} does not exist; checking every ${pollMs}ms`);
-      return;
+  /** The directory if it exists, else its nearest existing ancestor (watched for it to appear). */
+  private target(): string {
+    let t = this.dir;
+    while (!fs.existsSync(t)) {
+      const up = path.dirname(t);
+      if (up === t) break;
+      t = up;
     }
-    this.watchDir();
+    return t;
   }
 
-  private watchDir(): void {
-    const { dir, log } = this.options;
-    if (this.closed || this.watcher) return;
-    let watcher: fs.FSWatcher;
-    try {
-      watcher = fs.watch(dir, { persistent: false }, () => this.schedule());
-    } catch (err) {
-      log.warn(`podinfo: cannot watch ${dir}: ${(err as Error).message}; re-reading it periodically`);
-      return;
-    }
+  private async watchDir(): Promise<void> {
+    if (this.closed) return;
+    const target = this.target();
+    const own = target === this.dir;
+    this.watchedIno = undefined;
+    // In the directory: everything but the kubelet's own entries (`..data`, `..data_tmp`,
+    // `..<timestamp>`). In an ancestor: only the next path component towards it.
+    const toward = own ? '' : path.join(target, path.relative(target, this.dir).split(path.sep)[0] as string);
+    const ignored = own
+      ? (p: string) => path.dirname(p) === this.dir && path.basename(p).startsWith('..')
+      : (p: string) => path.dirname(p) === target && p !== toward;
+    const watcher = watch(target, { followSymlinks: false, depth: 0, ignored, ignoreInitial: true, persistent: false });
     this.watcher = watcher;
-    watcher.on('error', (err) => {
-      // The watch is dead (e.g. the directory went away): drop it; the periodic re-read re-creates it.
-      log.warn(`podinfo watch error: ${err.message}`);
-      watcher.close();
-      if (this.watcher === watcher) this.watcher = undefined;
+    watcher.on('all', (event, p) => {
+      if (this.watcher !== watcher) return;
+      // The directory appeared (re-target from the ancestor to it) or went away (and back to the ancestor).
+      if (!own || (event === 'unlinkDir' && path.resolve(p) === this.dir)) void this.rewatch();
       this.schedule();
     });
-    // A change that landed between reading the config and the watch being set.
+    watcher.on('error', (err) => {
+      if (this.watcher !== watcher || this.closed) return;
+      this.watcher = undefined;
+      void watcher.close();
+      this.retryLater(target, err as Error);
+    });
+    // 'ready' may never come for a watch that failed as it was set up.
+    await new Promise<void>((resolve) => {
+      watcher.once('ready', () => resolve());
+      watcher.once('error', () => resolve());
+    });
+    if (this.watcher === watcher) {
+      this.backoff.reset();
+      if (own) this.watchedIno = inode(this.dir);
+      // It appeared or went away while the watch was being set up.
+      if (own !== fs.existsSync(this.dir)) void this.rewatch();
+    }
+    // A change that landed between reading the config (or the last watch) and this watch.
+    this.schedule();
+  }
+
+  /** Moves the watch (to the directory or its ancestor). */
+  private async rewatch(): Promise<void> {
+    const old = this.watcher;
+    if (!old) return; // closed, or a retry is already scheduled
+    this.watcher = undefined;
+    await old.close().catch(() => undefined);
+    await this.attempt();
+  }
+
+  private async attempt(): Promise<void> {
+    try {
+      await this.watchDir();
+    } catch (err) {
+      this.retryLater(this.dir, err as Error);
+    }
+  }
+
+  /** After a watch error: no watch until a retry, with backoff, re-creates it; re-read meanwhile. */
+  private retryLater(target: string, err: Error): void {
+    if (this.closed) return;
+    const delay = this.backoff.next();
+    this.options.log.warn(`podinfo watch error on ${target}: ${err.message}; re-creating the watch in ${delay}ms`);
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => void this.attempt(), delay);
+    this.retry.unref();
     this.schedule();
   }
 
   private schedule(): void {
     if (this.closed) return;
     clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => this.reread('watch'), this.debounceMs);
+    this.debounce = setTimeout(() => this.reread(), this.debounceMs);
   }
 
   /** Re-reads both files; acts only on a real change. */
-  reread(_source: 'watch' | 'poll' = 'watch'): void {
+  reread(): void {
     if (this.closed) return;
+    // The directory was replaced (renamed away, a new one in its place): the watch is on the old one.
+    if (this.watcher && this.watchedIno !== undefined && inode(this.dir) !== this.watchedIno) void this.rewatch();
     const next: PodInfo = { labels: this.current.labels, annotations: this.current.annotations };
     const changed: Array<keyof PodInfo> = [];
     for (const name of FILES) {
-      const file = path.join(this.options.dir, name);
+      const file = path.join(this.dir, name);
       let text: string;
       try {
         text = fs.readFileSync(file, 'utf8');
@@ -144,12 +213,16 @@ export class PodInfoWatcher {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return this.closing;
     this.closed = true;
     clearTimeout(this.debounce);
-    clearInterval(this.poll);
-    this.watcher?.close();
+    clearTimeout(this.retry);
+    const watcher = this.watcher;
     this.watcher = undefined;
+    this.closing = (async () => {
+      await watcher?.close();
+    })();
+    return this.closing;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -4,8 +4,7 @@
  * `istio_agent_istiod_connection_failures`, `istio_agent_istiod_connection_terminations{type}`,
  * `istio_agent_envoy_connection_terminations{type}` (`type` = `cancelled` | `error`, Istio's values).
  */
-import type { Registry } from 'prom-client';
-import { Counter } from '../metrics/prom.js';
+import { Counter, type Registry } from 'prom-client';
 
 export type TerminationType = 'cancelled' | 'error';
 

@@ -5,7 +5,17 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ENVOY_DOUBLE, processAlive, disposeTrackedAgents, startTrackedAgent, type AgentProcess } from '../support/agent-process.js';
+import { DEFAULT_FAMILIES } from '../support/default-metrics.js';
+import { parseExposition } from '../support/metrics-parse.js';
+import { fetch } from '../support/metrics-servers.js';
 import { SEED_ARGS } from '../support/seed.js';
+
+/** utime + stime of a process, in seconds (/proc/<pid>/stat, clock ticks of 1/100 s). */
+function procCpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 afterEach(disposeTrackedAgents);
 const start = startTrackedAgent;
@@ -87,6 +97,29 @@ describe('proxy sidecar with the seed pod', () => {
     const ann = await start({ files: { 'etc/istio/pod/annotations': 'status.sidecar.istio.io/port="x"' } });
     expect((await ann.waitExit()).code).toBe(255);
     expect(ann.stderr).toContain('annotation status.sidecar.istio.io/port');
+  });
+
+  test("the agent's own scrape carries prom-client's process and Node.js families; CPU counts from process start", async () => {
+    const spawnedAfter = Date.now() / 1000;
+    const agent = await start({ proxyConfig: { terminationDrainDuration: '0.1s' } });
+    await agent.waitForLog(/supervisor: starting -> running/);
+    const cpuBefore = procCpuSeconds(agent.pid);
+    const r = await fetch(agent.ports.status, '/stats/prometheus');
+    expect(r.status).toBe(200);
+    const body = r.body.toString();
+    const families = parseExposition(body, false).families;
+    for (const [name, type] of DEFAULT_FAMILIES) expect([name, families.get(name)?.type]).toEqual([name, type]);
+    const sample = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(body)?.[1]);
+    // The CPU the agent used loading and starting is in the counter (prom-client alone starts at 0
+    // when its default metrics are registered).
+    expect(sample('istio_agent_process_cpu_seconds_total')).toBeGreaterThanOrEqual(cpuBefore - 0.02);
+    expect(sample('istio_agent_process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
+    const startedAt = sample('istio_agent_process_start_time_seconds');
+    // Whole seconds (prom-client rounds).
+    expect(startedAt).toBeGreaterThanOrEqual(Math.floor(spawnedAfter) - 1);
+    expect(startedAt).toBeLessThanOrEqual(Date.now() / 1000 + 1);
+    agent.signal('SIGTERM');
+    expect((await agent.waitExit()).code).toBe(0);
   });
 
   test('a malformed podinfo file warns and the agent still starts', async () => {

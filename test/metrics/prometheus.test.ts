@@ -21,6 +21,7 @@ import {
   startServer,
   type TestServer,
 } from '../support/metrics-servers.js';
+import { DEFAULT_FAMILIES } from '../support/default-metrics.js';
 import { startStatus, type StatusHarness } from '../support/status-harness.js';
 import { freePort } from '../support/ports.js';
 import { which } from '../support/proc.js';
@@ -119,6 +120,20 @@ describe('a real Prometheus scrapes the merged endpoint', () => {
         }
         expect((await query('rpc_durations_histogram_seconds_count{job="openmetrics"}')).length).toBe(1);
         expect((await query('go_goroutines{job="text"}')).length).toBe(1);
+        // The agent's process and Node.js families, as Prometheus stored them (a histogram as its
+        // _bucket/_sum/_count series). Two labelled families may have no series yet, until a label
+        // value exists: `nodejs_active_requests{type}` (a pending libuv request) and
+        // `nodejs_gc_duration_seconds{kind}` (a GC observed since the registry was made).
+        const seriesNames = (families: typeof DEFAULT_FAMILIES) =>
+          families.flatMap(([name, type]) => (type === 'histogram' ? ['_bucket', '_count', '_sum'].map((x) => name + x) : [name])).sort();
+        const mayBeEmpty = ['istio_agent_nodejs_active_requests', 'istio_agent_nodejs_gc_duration_seconds'];
+        const required = seriesNames(DEFAULT_FAMILIES.filter(([name]) => !mayBeEmpty.includes(name)));
+        const optional = seriesNames(DEFAULT_FAMILIES.filter(([name]) => mayBeEmpty.includes(name)));
+        for (const job of ['openmetrics', 'text']) {
+          const rows = await query(`group by (__name__) ({__name__=~"istio_agent_(process|nodejs)_.+",job="${job}"})`);
+          const names = rows.map((r) => r.metric.__name__ as string).sort();
+          expect(names.filter((n) => !optional.includes(n))).toEqual(required);
+        }
         // Nothing failed on the agent's side either.
         expect((await query('sum(istio_agent_scrape_failures_total)'))[0]?.value[1]).toBe('0');
 
