@@ -109,8 +109,8 @@ function certificatesProvider(config: AgentConfig, manager: SecretManager | unde
     let subject: string | null = null;
     try {
       const x = new X509Certificate(leaf);
-      issuer = x.issuer;
-      subject = x.subject;
+      issuer = x.issuer ?? null;
+      subject = x.subject ?? null; // undefined for an empty subject (Istio leaves it empty)
     } catch {
       // Unparseable here: the manager checked the chain; report what it recorded.
     }

@@ -43,3 +43,14 @@ export async function crashOnce(agent: AgentProcess, stderrLines: string[], exit
   fs.writeFileSync(file, '{}');
   return pid;
 }
+
+/** Polls `/status` (every 50 ms) until `pred` holds for the document; rejects at the deadline with the last one. */
+export async function statusUntil(port: number, what: string, pred: (doc: Awaited<ReturnType<typeof getStatus>>) => boolean, timeoutMs = 10_000): Promise<Awaited<ReturnType<typeof getStatus>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const doc = await getStatus(port);
+    if (pred(doc)) return doc;
+    if (Date.now() > deadline) throw new Error(`/status never showed ${what}; last: ${JSON.stringify(doc)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
