@@ -25,6 +25,8 @@ table { width:100%; border-collapse:collapse; margin-top:8px; font-size:13px; }
 th, td { text-align:left; padding:3px 6px; border-bottom:1px solid var(--line); vertical-align:top; overflow-wrap:anywhere; }
 th { color:var(--muted); font-weight:500; white-space:nowrap; }
 td.n { white-space:nowrap; font-variant-numeric:tabular-nums; }
+table.kv td:first-child { width:42%; }
+table.kv td:last-child { font:12px ui-monospace, SFMono-Regular, Menlo, monospace; word-break:break-all; }
 pre { margin:6px 0 0; padding:8px; background:#101722; color:#e8ecf1; border-radius:6px; font-size:12px; white-space:pre-wrap; overflow-wrap:anywhere; }
 .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; color:#fff; background:var(--muted); }
 .badge.ok { background:var(--ok); } .badge.bad { background:var(--bad); } .badge.warn { background:var(--warn); }
@@ -69,14 +71,14 @@ function dl(rows) {
   rows.forEach(function (r) { if (!r) return; d.appendChild(el('dt', { text: r[0] })); var dd = el('dd', r[2] ? { id: r[2] } : null); if (r[1] instanceof Node) dd.appendChild(r[1]); else dd.textContent = fmt(r[1]); d.appendChild(dd); });
   return d;
 }
-function table(head, rows) {
-  var t = el('table');
+function table(head, rows, cls) {
+  var t = el('table', cls ? { 'class': cls } : null);
   t.appendChild(el('tr', null, head.map(function (h) { return el('th', { text: h }); })));
-  rows.forEach(function (r) { t.appendChild(el('tr', null, r.map(function (c, i) { return c instanceof Node ? el('td', null, [c]) : el('td', i === 0 || typeof c === 'number' ? { 'class': 'n', text: fmt(c) } : { text: fmt(c) }); }))); });
+  rows.forEach(function (r) { t.appendChild(el('tr', null, r.map(function (c, i) { return c instanceof Node ? el('td', null, [c]) : el('td', cls !== 'kv' && (i === 0 || typeof c === 'number' || fmt(c).length <= 24) ? { 'class': 'n', text: fmt(c) } : { text: fmt(c) }); }))); });
   return t;
 }
 function sub(text) { return el('div', { 'class': 'sub', text: text }); }
-function kv(obj) { var keys = Object.keys(obj || {}); return keys.length ? table(['key', 'value'], keys.sort().map(function (k) { return [k, obj[k]]; })) : el('div', { 'class': 'muted', text: 'none' }); }
+function kv(obj) { var keys = Object.keys(obj || {}); return keys.length ? table(['key', 'value'], keys.sort().map(function (k) { return [k, obj[k]]; }), 'kv') : el('div', { 'class': 'muted', text: 'none' }); }
 function shortType(t) { return String(t).replace('type.googleapis.com/', '').replace(/^envoy\\.config\\.[a-z]+\\.v3\\./, ''); }
 
 var PANELS = {
@@ -138,7 +140,7 @@ var PANELS = {
     return [
       dl([['scrapes', s.scrapes], ['duplicate families dropped', dup || '0']]),
       sub('Last scrapes'),
-      table(['at', 'ms', 'size', 'sources', 'failures'], s.recent.map(function (r) {
+      s.recent.length === 0 ? el('div', { 'class': 'muted', text: 'no scrape yet' }) : table(['at', 'ms', 'size', 'sources', 'failures'], s.recent.map(function (r) {
         var src = Object.keys(r.sources).map(function (k) { return k + ' ' + r.sources[k]; }).join(', ');
         var errs = Object.keys(r.errors).map(function (k) { return k + ': ' + r.errors[k]; }).concat(r.error ? [r.error] : []).join('; ');
         return [clock(r.at), r.durationMs.toFixed(1), size(r.bytes), src, errs || 'none'];

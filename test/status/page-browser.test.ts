@@ -12,6 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { REPO_ROOT, disposeTrackedAgents, startTrackedAgent } from '../support/agent-process.js';
+import { CaServer, TestCa } from '../support/ca-server.js';
+import { ControlPlane, testCluster, testListener } from '../support/control-plane.js';
+import { SEED_ANNOTATIONS, SEED_ARGS, SEED_LABELS } from '../support/seed.js';
 import { CRASH_TEST_ENV, controlFile, crashOnce } from '../support/status-page.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -94,5 +97,53 @@ describe('status page (headless chromium)', () => {
       await page.close();
     },
     90_000,
+  );
+
+  (HAVE_CHROMIUM ? test : test.skip)(
+    'with the control plane and CA: the certificate, the upstream and a NACK with its error detail',
+    async () => {
+      const b = browser as Browser;
+      const token = 'page-browser-test-token';
+      const identity = 'spiffe://cluster.local/ns/jiuxi-ns/sa/default';
+      const ca = await TestCa.create();
+      const caServer = await CaServer.start({ ca, tokens: { [token]: identity } });
+      const cp = await ControlPlane.start({ clusters: [testCluster('BlackHoleCluster')], listeners: [testListener('virtualOutbound', 15001, 'BlackHoleCluster')], token });
+      try {
+        const agent = await startTrackedAgent({
+          standalone: false,
+          args: [...SEED_ARGS],
+          env: { JWT_POLICY: 'third-party-jwt', CA_ADDR: `localhost:${caServer.port}` },
+          proxyConfig: { discoveryAddress: cp.address, controlPlaneAuthPolicy: 'NONE', terminationDrainDuration: '0.1s' },
+          files: {
+            'etc/istio/pod/labels': SEED_LABELS,
+            'etc/istio/pod/annotations': SEED_ANNOTATIONS,
+            'var/run/secrets/tokens/istio-token': `${token}\n`,
+            'var/run/secrets/istio/root-cert.pem': ca.rootCertPem,
+          },
+        });
+        await agent.waitForLog(/readiness: not ready -> ready/, 20_000);
+        const page = await b.newPage();
+        await page.setViewport({ width: 1400, height: 1100 });
+        await page.goto(`http://127.0.0.1:${agent.ports.status}/`, { waitUntil: 'domcontentloaded' });
+        await waitText(page, '#panel-certificates', (t) => t.includes(identity), 'the SPIFFE ID');
+        cp.setResources({ clusters: [testCluster('BlackHoleCluster'), { name: 'broken', rawValue: Buffer.from([0xff, 0xff, 0xff]) }] });
+        await cp.waitFor('a NACK', () => cp.nacks().length > 0, 10_000);
+        const message = cp.nacks()[0]?.errorDetail?.message as string;
+        const panel = await waitText(page, '#panel-controlPlane', (t) => t.includes(message), 'the NACK detail');
+        expect(panel).toContain(cp.address);
+        expect(panel).toContain('CONNECTED');
+        const html = await page.content();
+        expect(html).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
+        expect(html).not.toContain(token);
+        fs.mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: path.join(ARTIFACTS, 'status-page-control-plane.png'), fullPage: true });
+        await page.close();
+      } finally {
+        await disposeTrackedAgents();
+        await cp.close();
+        await caServer.close();
+      }
+    },
+    60_000,
   );
 });
