@@ -14,6 +14,7 @@ import { REPO_ROOT, disposeTrackedAgents, startTrackedAgent } from '../support/a
 import { CaServer, TestCa } from '../support/ca-server.js';
 import { ControlPlane, testCluster, testListener } from '../support/control-plane.js';
 import { undocumented, validate, type Schema } from '../support/json-schema.js';
+import { freePorts } from '../support/ports.js';
 import { SEED_ANNOTATIONS, SEED_ARGS, SEED_LABELS } from '../support/seed.js';
 import { CRASH_TEST_ENV, controlFile, crashOnce, getStatus, httpGet, statusUntil } from '../support/status-page.js';
 
@@ -39,16 +40,30 @@ describe('status.schema.json', () => {
 });
 
 describe('GET /status from the real agent', () => {
-  test('standalone: ready with a scrape, then crashed and in backoff; every field documented, an extra field is not', async () => {
+  test('standalone: ready with a scrape (a failing app source), a podinfo reload, then crashed and in backoff; every field documented, an extra field is not', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-test-'));
-    const a = await startTrackedAgent({ cwd: dir, env: { ...CRASH_TEST_ENV, ENVOY_DOUBLE_CONTROL: controlFile(dir) } });
+    // The app's metrics port has nothing listening: that source fails, and the scrape record says why.
+    const [appPort] = (await freePorts(1)) as [number];
+    const a = await startTrackedAgent({
+      cwd: dir,
+      env: { ...CRASH_TEST_ENV, ENVOY_DOUBLE_CONTROL: controlFile(dir), ISTIO_PROMETHEUS_ANNOTATIONS: JSON.stringify({ scrape: 'true', port: String(appPort) }) },
+      files: { 'etc/istio/pod/labels': 'app="before"' },
+    });
     await a.waitForLog(/readiness: not ready -> ready/, 15_000);
     expect((await httpGet(a.ports.status, '/stats/prometheus')).status).toBe(200);
     const ready = await getStatus(a.ports.status);
     expect(validate(schema, ready)).toEqual([]);
     expect(ready.sections.envoy.envoy.live).toBe(true);
     expect(ready.sections.readiness.ready).toBe(true);
-    expect(ready.sections.metrics.recent[0].sources).toEqual({ agent: 'ok', envoy: 'ok', application: 'skipped' });
+    expect(ready.sections.metrics.recent[0].sources).toEqual({ agent: 'ok', envoy: 'ok', application: 'failed' });
+    expect(ready.sections.metrics.recent[0].errors.application).toContain('ECONNREFUSED');
+    expect(ready.sections.pod).toMatchObject({ labels: { app: 'before' }, reloads: 0, lastReloadAt: null });
+
+    // A podinfo change (as the kubelet writes it) shows as a reload with the new labels.
+    fs.writeFileSync(path.join(dir, 'etc/istio/pod/labels'), 'app="after"\nversion="v2"');
+    const reloaded = await statusUntil(a.ports.status, 'a podinfo reload', (d) => d.sections.pod.reloads === 1);
+    expect(reloaded.sections.pod.labels).toEqual({ app: 'after', version: 'v2' });
+    expect(validate(schema, reloaded)).toEqual([]);
     expect(ready.sections.controlPlane).toEqual({ enabled: false, reason: 'standalone mode: no control plane' });
 
     const extra = structuredClone(ready);
