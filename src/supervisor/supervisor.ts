@@ -33,7 +33,6 @@
 import type { EnvoyExit, EnvoyHandle, EnvoyProcess } from '../envoy/process.js';
 import type { Logger } from '../log.js';
 import { formatGoDuration } from '../go/duration.js';
-import { isoTime } from '../status/registry.js';
 import { HandOver, type HotRestartSettings } from './hot-restart.js';
 import { sleepOn, systemClock, type Clock } from './clock.js';
 import { StateMachine, type SupervisorState } from './states.js';
@@ -102,6 +101,7 @@ export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
     const s = this.serving;
     const r = this.record;
     const { maxExits, windowMs } = this.restarts.settings.crashBudget;
+    const isoTime = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
     return {
       state: this.fsm.state,
       envoy: s ? { pid: s.proc.pid, epoch: s.epoch, startedAt: isoTime(r.startedAt), uptimeSeconds: r.startedAt === undefined ? null : Math.max(0, (Date.now() - r.startedAt) / 1000), live: s.live } : null,
