@@ -15,6 +15,8 @@ import { REPO_ROOT, disposeTrackedAgents, startTrackedAgent } from '../support/a
 import { CaServer, TestCa } from '../support/ca-server.js';
 import { ControlPlane, testCluster, testListener } from '../support/control-plane.js';
 import { SEED_ANNOTATIONS, SEED_ARGS, SEED_LABELS } from '../support/seed.js';
+import { StatusRegistry } from '../../src/status/registry.js';
+import { startStatus } from '../support/status-harness.js';
 import { CRASH_TEST_ENV, controlFile, crashOnce } from '../support/status-page.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -146,4 +148,24 @@ describe('status page (headless chromium)', () => {
     },
     60_000,
   );
+
+  (HAVE_CHROMIUM ? test : test.skip)('a provider without a dedicated panel (DNS, SDS files) is rendered generically and updates live', async () => {
+    const b = browser as Browser;
+    const registry = new StatusRegistry();
+    let queries = 0;
+    registry.register({ name: 'dns', snapshot: () => ({ tableSize: 12, queries, upstreamFailures: 0 }) });
+    registry.register({ name: 'sdsFiles', snapshot: () => ({ secrets: ['file-cert:/etc/certs/cert-chain.pem~/etc/certs/key.pem'] }) });
+    const harness = await startStatus({ status: registry });
+    try {
+      const page = await b.newPage();
+      await page.goto(`http://127.0.0.1:${harness.port}/`, { waitUntil: 'domcontentloaded' });
+      await waitText(page, '#panel-dns', (t) => t.startsWith('DNS') && t.includes('tableSize12') && t.includes('queries0'), 'the DNS panel');
+      queries = 7;
+      await waitText(page, '#panel-dns', (t) => t.includes('queries7'), 'the DNS panel updated');
+      expect(await waitText(page, '#panel-sdsFiles', (t) => t.includes('file-cert:'), 'the sdsFiles panel')).toContain('sdsFiles');
+      await page.close();
+    } finally {
+      await harness.close();
+    }
+  });
 });
