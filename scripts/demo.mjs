@@ -51,8 +51,18 @@ function buildIfNeeded() {
   const built = fs.existsSync(marker) && fs.existsSync(double) ? Math.min(fs.statSync(marker).mtimeMs, fs.statSync(double).mtimeMs) : 0;
   const sources = Math.max(newestMtime(path.join(ROOT, 'src')), newestMtime(path.join(ROOT, 'test', 'support')));
   if (built >= sources) return;
+  const tsc = path.join(ROOT, 'node_modules', '.bin', 'tsc');
+  if (!fs.existsSync(tsc)) {
+    process.stderr.write(`demo: ${path.relative(ROOT, tsc)} not found: run \`npm ci\` first\n`);
+    process.exit(1);
+  }
   say(built === 0 ? 'building dist/ (tsc, first run)…' : 'sources changed: rebuilding dist/ (tsc)…');
-  execFileSync(path.join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  try {
+    execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  } catch {
+    process.stderr.write('demo: the build failed (tsc output above)\n');
+    process.exit(1);
+  }
   // tsc leaves unchanged outputs alone: touch the markers so the next start skips the build.
   const now = new Date();
   fs.utimesSync(marker, now, now);
