@@ -19,6 +19,7 @@ import { logEffectiveConfig, logIdentity, prepareBootstrap, startStatusServer, s
 import { createSupervisor, superviseUntilStopped } from './agent/envoy.js';
 import { AgentNode } from './agent/node.js';
 import { startPodInfoReconfigure } from './agent/podinfo-reconfigure.js';
+import { createAgentStatus } from './agent/status.js';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -66,13 +67,14 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       'readiness',
     );
     const xds = stack.use(await startXdsProxy({ config, node, log, readiness, metrics }), 'xDS proxy');
-    stack.use(await startWorkloadCerts(config, bootstrap.writer.sds.absolute, log, metrics), 'SDS server');
+    const certs = stack.use(await startWorkloadCerts(config, bootstrap.writer.sds.absolute, log, metrics), 'SDS server');
 
     const supervisor = createSupervisor({ config, log, env: options.env, node, bootstrap: bootstrap.writer, configYaml: bootstrap.configYaml, admin, readiness, metrics: runtime });
     stack.use(readiness.whenReady(() => supervisor.markReady()));
     if (supervisorChannel.hasSubscribers) supervisorChannel.publish({ supervisor, config } satisfies SupervisorMessage);
 
-    stack.use(await startStatusServer({ config, log, node, readiness, supervisor, metrics }), 'status server');
+    const status = createAgentStatus({ config, node, supervisor, readiness, ...(xds ? { xds: xds.proxy } : {}), ...(certs ? { certificates: certs.manager } : {}) });
+    stack.use(await startStatusServer({ config, log, node, readiness, supervisor, metrics, status }), 'status server');
     stack.use(
       await startPodInfoReconfigure({
         dir: config.paths.podInfoDir,
@@ -84,6 +86,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
         envoyRunning: () => supervisor.envoy !== undefined && !supervisor.envoy.hasExited,
         ...(xds ? { resetEnvoyStream: (reason: string) => xds.proxy.resetEnvoyStream(reason) } : {}),
         restartForNewBootstrap: (reason) => void supervisor.restartForNewBootstrap(reason),
+        onReload: (info) => status.pod.reloaded(info),
       }),
       'podinfo watcher',
     );

@@ -21,6 +21,10 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
     load: async () => (await import('./commands/request.js')).requestCommand,
     summary: "Makes an HTTP request to a local debug port (default: Envoy's admin API)",
   },
+  status: {
+    load: async () => (await import('./commands/status.js')).statusCommand,
+    summary: "Prints the agent's status (Envoy, readiness, control plane, certificates, pod, metrics)",
+  },
   version: { load: async () => (await import('./commands/version.js')).versionCommand, summary: 'Prints out build version information' },
   wait: { load: async () => (await import('./commands/wait.js')).waitCommand, summary: 'Waits until the Envoy proxy is ready' },
 };

@@ -9,6 +9,10 @@
  * schedule whether or not earlier ones finished; each on its own keep-alive connection pool
  * of 32 sockets), and prints p50/p99/max latency and the status codes seen. Target: p99 ≤ 5 ms
  * (the probe must never wait on admin). Also prints the agent's RSS (VmRSS) idle, before load.
+ *
+ * --with-status-page [--status-poll-ms 1000]: meanwhile keep a status page client open, as a
+ * browser tab would: GET / once, then GET /status every --status-poll-ms on one keep-alive
+ * connection (the page's own poll interval is 1 s); prints that client's latencies too.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +23,8 @@ import { AGENT_ARGS, agentEnv, arg, spawnAgent } from './agent.mjs';
 const rate = arg('rate', 500);
 const seconds = arg('seconds', 5);
 const adminDelay = arg('admin-delay-ms', 2000);
+const withStatusPage = process.argv.includes('--with-status-page');
+const statusPollMs = arg('status-poll-ms', 1000);
 
 const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-bench-ready-'));
 const {
@@ -42,6 +48,48 @@ function get() {
   });
 }
 
+/** A status page tab: GET / once, then GET /status every statusPollMs until stop(). */
+function startPageClient() {
+  const pool = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const ms = [];
+  let failed = 0;
+  let stopped = false;
+  let timer;
+  const once = (p) =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      const req = http.get({ host: '127.0.0.1', port: status, path: p, agent: pool }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ ms: performance.now() - t0, status: res.statusCode }));
+      });
+      req.on('error', () => resolve({ ms: performance.now() - t0, status: 0 }));
+    });
+  let pageStatus = 0;
+  let inFlight = Promise.resolve();
+  const tick = () => {
+    if (stopped) return;
+    inFlight = once('/status').then((r) => {
+      if (r.status === 200) ms.push(r.ms);
+      else failed++;
+      if (!stopped) timer = setTimeout(tick, statusPollMs);
+    });
+  };
+  const first = once('/').then((r) => {
+    pageStatus = r.status;
+    tick();
+  });
+  return {
+    first,
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await inFlight;
+      pool.destroy();
+      return { ms, failed, pageStatus };
+    },
+  };
+}
+
 try {
   // Wait until the status server answers and Envoy (the double) is running.
   for (let i = 0; i < 200; i++) {
@@ -49,6 +97,8 @@ try {
     if (r.status !== 0 && /Envoy started/.test(err)) break;
     await new Promise((r) => setTimeout(r, 25));
   }
+  const page = withStatusPage ? startPageClient() : undefined;
+  if (page) await page.first;
   const rss = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
   const total = rate * seconds;
   const results = [];
@@ -60,6 +110,7 @@ try {
     results.push(get());
   }
   const done = await Promise.all(results);
+  const pageStats = page ? await page.stop() : undefined;
   const ms = done.map((d) => d.ms).sort((a, b) => a - b);
   const pct = (p) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))].toFixed(2);
   const codes = {};
@@ -73,6 +124,11 @@ try {
   console.log(`admin delay ${adminDelay} ms; ${total} probes at ${rate}/s over ${seconds}s`);
   console.log(`/healthz/ready latency: p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${ms[ms.length - 1].toFixed(2)} ms (target p99 <= 5 ms)`);
   console.log(`status codes: ${JSON.stringify(codes)}; last reason: ${reason}`);
+  if (pageStats) {
+    const p = pageStats.ms.sort((a, b) => a - b);
+    const q = (x) => (p.length ? p[Math.min(p.length - 1, Math.floor((x / 100) * p.length))].toFixed(2) : 'n/a');
+    console.log(`status page client open: GET / ${pageStats.pageStatus}, ${p.length} polls of /status every ${statusPollMs} ms (${pageStats.failed} failed): p50 ${q(50)} ms, max ${p.length ? p[p.length - 1].toFixed(2) : 'n/a'} ms`);
+  }
   console.log(`agent RSS idle (before load, standalone; scripts/bench/idle.mjs measures the seed configuration): ${(Number(rss) / 1024).toFixed(1)} MiB`);
 } finally {
   agentPool.destroy();

@@ -15,6 +15,8 @@ import { StatusServer } from '../status/server.js';
 import { metricsEndpointOptions } from '../status/stats.js';
 import type { EnvoySupervisor } from '../supervisor/supervisor.js';
 import type { AgentXds } from '../xds/agent-xds.js';
+import type { WorkloadCertificates } from '../sds/workload.js';
+import type { AgentStatus } from './status.js';
 import type { AgentNode } from './node.js';
 
 export function logEffectiveConfig(config: AgentConfig, log: Logger): void {
@@ -85,7 +87,7 @@ export async function startXdsProxy(o: XdsStepOptions): Promise<AgentXds | undef
 }
 
 /** SPEC §7.3: the SDS server on the bootstrap's socket and the CA client behind it; none in standalone mode. */
-export async function startWorkloadCerts(config: AgentConfig, socketPath: string, log: Logger, metrics: AgentMetrics): Promise<AsyncDisposable | undefined> {
+export async function startWorkloadCerts(config: AgentConfig, socketPath: string, log: Logger, metrics: AgentMetrics): Promise<WorkloadCertificates | undefined> {
   if (config.standalone) return undefined;
   // Loaded on demand: the X.509 stack costs start-up time that standalone mode should not pay.
   const { startWorkloadCertificates } = await import('../sds/workload.js');
@@ -99,6 +101,8 @@ export interface StatusStepOptions {
   readiness: ReadinessTracker;
   supervisor: EnvoySupervisor;
   metrics: AgentMetrics;
+  /** The status page's providers and scrape record (issue 17). */
+  status?: AgentStatus;
 }
 
 /** SPEC §6: the status server, up before Envoy so :15021 reaches it at once; none when the port is 0. */
@@ -117,6 +121,7 @@ export async function startStatusServer(o: StatusStepOptions): Promise<StatusSer
     metrics: metricsEndpointOptions(config, { metrics: o.metrics, localhost }),
     appProbers: AppProbers.fromConfig(config, { ipv6: o.node.identity.ipv6, log }),
     metricsLocalhostOnly: metricsLocalhostOnly(config),
+    ...(o.status ? { status: o.status.registry, scrapeHistory: o.status.scrapes } : {}),
   });
   o.log.info(`status server on port ${status.port}`);
   return status;

@@ -22,6 +22,8 @@ export interface PodInfoTargets {
   resetEnvoyStream?: (reason: string) => void;
   /** The supervisor's verb: hot restart (or a note that the change applies at the next start). */
   restartForNewBootstrap: (reason: string) => void;
+  /** Told of every applied change (the status page's pod panel). */
+  onReload?: (info: PodInfo) => void;
   log: Logger;
 }
 
@@ -32,6 +34,7 @@ export function podInfoReaction(t: PodInfoTargets): (info: PodInfo) => void {
       if (info.annotations[a] !== t.node.annotations[a]) t.log.warn(`annotation ${a} changed: takes effect on the next container start`);
     }
     t.node.update(info.labels, info.annotations);
+    t.onReload?.(info);
     // Keep the bootstrap on disk current for the running Envoy (it is rewritten before every start anyway).
     if (t.envoyRunning()) {
       try {

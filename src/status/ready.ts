@@ -10,6 +10,7 @@ import type { EnvoyAdminClient } from '../envoy/admin.js';
 import type { Logger } from '../log.js';
 import { sleep } from '../lifecycle/abort.js';
 import { describeError } from '../errors.js';
+import { Ring, isoTime } from './registry.js';
 
 export type ReadyState = { ready: true } | { ready: false; reason: string };
 
@@ -69,6 +70,8 @@ export class ReadinessTracker {
   private terminated = false;
   private everReady = false;
   private readonly readyListeners = new Set<() => void>();
+  /** Recent transitions, for the status page (`snapshot`). */
+  private readonly transitions = new Ring<{ at: number; ready: boolean; reason?: string }>(20);
   private readonly interval: number;
   private readonly fastInterval: number;
   private readonly fastWindow: number;
@@ -89,6 +92,17 @@ export class ReadinessTracker {
 
   current(): ReadyState {
     return this.state;
+  }
+
+  /** Status provider facts: the current result and the recent transitions (oldest first). */
+  snapshot(): { ready: boolean; reason: string | null; terminated: boolean; transitions: { at: string | null; ready: boolean; reason: string | null }[] } {
+    const s = this.state;
+    return {
+      ready: s.ready,
+      reason: s.ready ? null : s.reason,
+      terminated: this.terminated,
+      transitions: this.transitions.toArray().map((t) => ({ at: isoTime(t.at), ready: t.ready, reason: t.reason ?? null })),
+    };
   }
 
   /** A new Envoy process: forget the cached result and poll until it passes. */
@@ -173,6 +187,7 @@ export class ReadinessTracker {
     this.state = next;
     const prevText = prev.ready ? 'ready' : prev.reason;
     const nextText = next.ready ? 'ready' : next.reason;
+    if (prevText !== nextText) this.transitions.push({ at: Date.now(), ready: next.ready, ...(next.ready ? {} : { reason: next.reason }) });
     if (prevText !== nextText) this.options.log.info(`readiness: ${prev.ready ? 'ready' : 'not ready'} -> ${next.ready ? 'ready' : `not ready: ${next.reason}`}`);
   }
 

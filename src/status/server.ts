@@ -5,6 +5,7 @@
  *   /stats/prometheus, /metrics             → merged metrics (stats.ts)
  *   /app-health/…, /app-lifecycle/…         → app probes (app-probe.ts; 400 when not configured)
  *   /quitquitquit, /drain                   → loopback-only, POST-only, reply then act (lifecycle.ts)
+ *   /, /status                              → loopback-only status page and its JSON (page.ts), when `status` is set
  *   anything else                           → 404
  *
  * `start` listens on all interfaces (dual-stack `::`, or `0.0.0.0` where IPv6 is unavailable)
@@ -20,7 +21,10 @@ import { AgentError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AppProbers } from './app-probe.js';
 import { lifecycleHandler } from './lifecycle.js';
+import { StatusPageEndpoints } from './page.js';
+import type { StatusRegistry } from './registry.js';
 import { sendText } from './respond.js';
+import type { ScrapeHistory } from './scrape-history.js';
 import { StatsEndpoint, type MetricsEndpointOptions } from './stats.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -36,6 +40,10 @@ export interface StatusServerOptions {
   appProbers: AppProbers;
   /** METRICS_LOCALHOST_ACCESS_ONLY: merged metrics for loopback peers only. */
   metricsLocalhostOnly: boolean;
+  /** The status page's providers (`/`, `/status`); without it those paths are 404. */
+  status?: StatusRegistry;
+  /** Records each merged scrape for the status page. */
+  scrapeHistory?: ScrapeHistory;
   /** Grace period for in-flight requests on close (default 2 s). */
   closeGraceMs?: number;
 }
@@ -50,6 +58,7 @@ export class StatusServer {
   private closing: Promise<void> | undefined;
   private readonly quit: Handler;
   private readonly drain: Handler;
+  private readonly statusPage: StatusPageEndpoints | undefined;
 
   private constructor(
     private readonly server: http.Server,
@@ -60,11 +69,12 @@ export class StatusServer {
   ) {
     this.quit = lifecycleHandler('/quitquitquit', () => options.routes.quit(), options.log);
     this.drain = lifecycleHandler('/drain', () => options.routes.drain(), options.log);
+    this.statusPage = options.status ? new StatusPageEndpoints(options.status) : undefined;
   }
 
   static async start(options: StatusServerOptions): Promise<StatusServer> {
     const log = options.log;
-    const stats = new StatsEndpoint(options.metrics, options.metricsLocalhostOnly, log.child({ scope: 'metrics' }));
+    const stats = new StatsEndpoint(options.metrics, options.metricsLocalhostOnly, log.child({ scope: 'metrics' }), options.scrapeHistory);
     const server = http.createServer({
       headersTimeout: HEADERS_TIMEOUT_MS,
       requestTimeout: REQUEST_TIMEOUT_MS,
@@ -105,6 +115,8 @@ export class StatusServer {
     else if (path === '/stats/prometheus' || path === '/metrics') handler = this.stats.handle;
     else if (path === '/quitquitquit') handler = this.quit;
     else if (path === '/drain') handler = this.drain;
+    else if (path === '/' && this.statusPage) handler = this.statusPage.page;
+    else if (path === '/status' && this.statusPage) handler = this.statusPage.json;
     else if (AppProbers.matches(path)) handler = (rq, rs) => this.options.appProbers.handle(rq, rs, { statusPort: this.port });
     else handler = (rq, rs) => sendText(rq, rs, 404, NOT_FOUND_BODY);
     try {

@@ -12,6 +12,7 @@ import type { AgentConfig } from '../config/load.js';
 import type { AgentMetrics } from '../metrics/registry.js';
 import { LOCALHOST_ONLY_BODY, isLoopbackAddress } from './loopback.js';
 import { StreamingBody, sendText } from './respond.js';
+import type { ScrapeHistory } from './scrape-history.js';
 
 export type MetricsEndpointOptions = Omit<MergedMetricsOptions, 'log'>;
 
@@ -40,6 +41,8 @@ export class StatsEndpoint {
     options: MetricsEndpointOptions,
     private readonly localhostOnly: boolean,
     private readonly log: Logger,
+    /** Where each scrape is recorded for the status page (optional). */
+    private readonly history?: ScrapeHistory,
   ) {
     this.merged = new MergedMetrics({ ...options, log });
   }
@@ -57,8 +60,10 @@ export class StatsEndpoint {
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const body = new StreamingBody(req, res);
+    const t0 = performance.now();
+    let bytes = 0;
     try {
-      await this.merged.scrape(
+      const report = await this.merged.scrape(
         {
           rawQuery: q >= 0 ? url.slice(q + 1) : '',
           accept: req.headers.accept,
@@ -68,11 +73,16 @@ export class StatsEndpoint {
         },
         {
           start: (contentType) => body.start(200, { 'Content-Type': contentType }),
-          write: (chunks) => body.write(chunks),
+          write: (chunks) => {
+            for (const c of chunks) bytes += c.length;
+            return body.write(chunks);
+          },
         },
       );
       await body.end();
+      this.history?.add({ at: Date.now(), durationMs: performance.now() - t0, bytes, report });
     } catch (err) {
+      this.history?.add({ at: Date.now(), durationMs: performance.now() - t0, bytes, report: undefined, error: describeError(err) });
       // Only the client going away (or a bug) gets here; the body cannot be fixed up any more.
       if (!ctl.signal.aborted) this.log.error(`merged metrics scrape failed: ${describeError(err)}`);
       res.destroy();

@@ -5,6 +5,7 @@ import type { HotRestartSettings } from './hot-restart.js';
 import type { Clock } from './clock.js';
 import type { SupervisorPolicy } from './policy.js';
 import type { DrainSettings, SupervisorAdmin } from './drain.js';
+import type { SupervisorState } from './states.js';
 
 export interface SupervisorHooks<P extends EnvoyHandle = EnvoyProcess> {
   envoyStarted?(proc: P): void;
@@ -66,4 +67,23 @@ export interface Serving<P> {
   /** Proven LIVE: readiness passed, or a hot-restart child answered LIVE. */
   live: boolean;
   cancelHealthy: () => void;
+}
+
+/** What the supervisor remembers for its snapshot (wall-clock ms). */
+export interface SupervisorRecord {
+  startedAt?: number;
+  restarts: number;
+  lastExit?: { at: number; pid: number | null; description: string; code: number | null; signal: string | null; stderrTail: string[] };
+  backoff?: { delayMs: number; until: number };
+}
+
+/** What `EnvoySupervisor.snapshot()` returns (status.schema.json, section `envoy`). */
+export interface SupervisorSnapshot {
+  state: SupervisorState;
+  envoy: { pid: number | null; epoch: number; startedAt: string | null; uptimeSeconds: number | null; live: boolean } | null;
+  restarts: number;
+  lastExit: { at: string; pid: number | null; description: string; code: number | null; signal: string | null; stderrTail: string[] } | null;
+  backoff: { delayMs: number; restartAt: string } | null;
+  budget: { exitsInWindow: number; maxExits: number; windowSeconds: number };
+  hotRestart: boolean;
 }

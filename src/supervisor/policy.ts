@@ -71,6 +71,11 @@ export class RestartPolicy {
     return this.backoff.next();
   }
 
+  /** Unexpected exits inside the crash budget's current window. */
+  exitsInWindow(): number {
+    return this.budget.count();
+  }
+
   /** Proof of health: the next delay is the initial one again. */
   reset(): void {
     this.backoff.reset();

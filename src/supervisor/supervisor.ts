@@ -38,13 +38,13 @@ import { sleepOn, systemClock, type Clock } from './clock.js';
 import { StateMachine, type SupervisorState } from './states.js';
 import { DEFAULT_POLICY, RestartPolicy, restartReason, type SupervisorPolicy } from './policy.js';
 import { drainListeners, waitForDrain, type DrainContext } from './drain.js';
-import type { Serving, StopRequest, SupervisorOptions } from './options.js';
+import type { Serving, StopRequest, SupervisorOptions, SupervisorRecord, SupervisorSnapshot } from './options.js';
 
 export type { SupervisorState } from './states.js';
 export { DEFAULT_POLICY, type SupervisorPolicy } from './policy.js';
 export { activeConnections, type DrainSettings, type SupervisorAdmin } from './drain.js';
 export type { Clock } from './clock.js';
-export type { StartRequest, SupervisorHooks, SupervisorMetrics, SupervisorOptions } from './options.js';
+export type { StartRequest, SupervisorHooks, SupervisorMetrics, SupervisorOptions, SupervisorSnapshot } from './options.js';
 
 /** Where a fatal error can strike: a start, a crash (budget), a stop. */
 const FAILING: readonly SupervisorState[] = ['starting', 'running', 'handover', 'terminating'];
@@ -70,6 +70,8 @@ export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
   private runPromise: Promise<number> | undefined;
   private readonly stoppedPromise: Promise<void>;
   private markStopped: () => void = noop;
+  /** Facts for the status page (`snapshot`): wall-clock times. */
+  private readonly record: SupervisorRecord = { restarts: 0 };
 
   constructor(private readonly options: SupervisorOptions<P>) {
     const policy: SupervisorPolicy = { ...DEFAULT_POLICY, ...options.policy };
@@ -92,6 +94,23 @@ export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
 
   get envoy(): P | undefined {
     return this.serving?.proc;
+  }
+
+  /** Status provider facts: state, the serving Envoy, restarts, the last unexpected exit, the backoff and budget. */
+  snapshot(): SupervisorSnapshot {
+    const s = this.serving;
+    const r = this.record;
+    const { maxExits, windowMs } = this.restarts.settings.crashBudget;
+    const isoTime = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+    return {
+      state: this.fsm.state,
+      envoy: s ? { pid: s.proc.pid, epoch: s.epoch, startedAt: isoTime(r.startedAt), uptimeSeconds: r.startedAt === undefined ? null : Math.max(0, (Date.now() - r.startedAt) / 1000), live: s.live } : null,
+      restarts: r.restarts,
+      lastExit: r.lastExit ? { ...r.lastExit, at: isoTime(r.lastExit.at) as string } : null,
+      backoff: this.fsm.is('backoff') && r.backoff ? { delayMs: r.backoff.delayMs, restartAt: isoTime(r.backoff.until) as string } : null,
+      budget: { exitsInWindow: this.restarts.exitsInWindow(), maxExits, windowSeconds: windowMs / 1000 },
+      hotRestart: this.options.hotRestart !== undefined,
+    };
   }
 
   /** Runs until stopped; resolves with the process exit status. Later calls return the same promise. */
@@ -207,6 +226,7 @@ export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
         this.fsm.transition(['idle', 'backoff'], 'starting');
         const proc = await this.options.start({ epoch: 0 });
         this.serving = { proc, epoch: 0, live: false, cancelHealthy: noop };
+        this.record.startedAt = Date.now();
         this.options.metrics?.up(1);
         this.options.hooks?.envoyStarted?.(proc);
         if (this.stop) break;
@@ -215,6 +235,7 @@ export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
         if (!crashed) break;
         const delay = await this.onCrash(crashed.proc, crashed.exit);
         this.fsm.transition(['running', 'handover'], 'backoff');
+        this.record.backoff = { delayMs: delay, until: Date.now() + delay };
         this.log.warn(`restarting Envoy in ${delay}ms`);
         await sleepOn(this.clock, delay, this.stopSignal.signal);
       }
@@ -292,6 +313,7 @@ export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
     parentServing.cancelHealthy();
     const childServing: Serving<P> = { proc: child, epoch, live: false, cancelHealthy: noop };
     this.serving = childServing;
+    this.record.startedAt = Date.now();
     const handover = new HandOver({
       parent,
       parentEpoch,
@@ -338,6 +360,8 @@ export class EnvoySupervisor<P extends EnvoyHandle = EnvoyProcess> {
     this.options.metrics?.restart(restartReason(exit));
     const tail = exit.stderrTail.length > 0 ? `; last stderr lines:\n${exit.stderrTail.join('\n')}` : '';
     this.log.error(`Envoy (pid ${proc.pid}) ${exit.description} unexpectedly${tail}`);
+    this.record.restarts++;
+    this.record.lastExit = { at: Date.now(), pid: proc.pid, description: exit.description, code: exit.code, signal: exit.signal, stderrTail: exit.stderrTail.slice(-20) };
     this.serving = undefined;
     this.pendingHotRestart = undefined;
     return this.restarts.onCrash(exit);

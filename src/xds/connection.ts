@@ -3,6 +3,7 @@
  * cut-through forwarding of responses (with backpressure), Envoy's requests (node on the first,
  * health after the first LDS request), and the one way out, `close(status)`.
  */
+import type { XdsActivity } from './activity.js';
 import http2 from 'node:http2';
 import type { Logger } from '../log.js';
 import { describeError } from '../errors.js';
@@ -25,6 +26,8 @@ export interface ConnectionHost {
     metrics?: XdsProxyMetrics;
   };
   latestHealth(): HealthReport | undefined;
+  /** Status-page record of ACKs/NACKs and upstream connects (optional). */
+  readonly activity?: XdsActivity;
   countTermination(side: 'istiod' | 'envoy', type: TerminationType): void;
   /** Called once when the connection has closed. */
   unregister(conn: ProxyConnection): void;
@@ -158,6 +161,7 @@ export class ProxyConnection {
     } catch {
       // the session is already going away
     }
+    this.proxy.activity?.upstreamConnected();
     this.log.info(`xDS stream ${this.id} (${this.kind}): connected to upstream XDS server ${this.proxy.options.upstream.address}`);
     const every = this.proxy.keepaliveMs;
     if (every > 0) {
@@ -277,6 +281,7 @@ export class ProxyConnection {
       this.malformedRequest(describeError(err));
       return;
     }
+    this.proxy.activity?.observe(this.kind, req);
     let out = req;
     if (!this.firstForwarded) {
       this.firstForwarded = true;

@@ -27,6 +27,7 @@
  * - `close()` ends the active stream (UNAVAILABLE), stops the server and removes the socket.
  *   Idempotent; concurrent callers share one promise.
  */
+import { XdsActivity } from './activity.js';
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
@@ -85,6 +86,8 @@ export class XdsProxy implements ConnectionHost {
   private pendingResetReason = '';
   private closing: Promise<void> | undefined;
   readonly log: Logger;
+  /** ACKs/NACKs per type and upstream connects, for the status page. */
+  readonly activity = new XdsActivity();
   readonly dialTimeoutMs: number;
   readonly keepaliveMs: number;
   private readonly resetIntervalMs: number;
@@ -136,6 +139,20 @@ export class XdsProxy implements ConnectionHost {
       streams: this.streams,
       resets: this.resets,
       resetPending: this.resetTimer !== undefined,
+    };
+  }
+
+  /** Status provider facts (status.schema.json, section `controlPlane`). */
+  snapshot(): Record<string, unknown> {
+    const st = this.status();
+    return {
+      upstreamAddress: this.options.upstream.address,
+      plaintext: this.options.upstream.plaintext,
+      connected: st.active?.upstreamConnected ?? false,
+      streamKind: st.active?.kind ?? null,
+      envoyStreams: st.streams,
+      streamResets: st.resets,
+      ...this.activity.snapshot(),
     };
   }
 

@@ -2,6 +2,7 @@
  * Starts a real StatusServer on a loopback port with test routes, a fresh agent registry and
  * the given metrics sources / app probers. `close()` stops it and everything it owns.
  */
+import type { StatusRegistry } from '../../src/status/registry.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StatusServer, type StatusServerOptions } from '../../src/status/server.js';
 import { AppProbers, type Prober } from '../../src/status/app-probe.js';
@@ -10,6 +11,8 @@ import type { AppScrapeTarget } from '../../src/metrics/annotations.js';
 import { quietLogger } from './metrics-servers.js';
 
 export interface StatusHarnessOptions {
+  /** The status page's providers (`/`, `/status`); none: those paths are 404. */
+  status?: StatusRegistry;
   envoyPort?: number;
   app?: AppScrapeTarget;
   appBodyLimitBytes?: number;
@@ -62,6 +65,7 @@ export async function startStatus(options: StatusHarnessOptions = {}): Promise<S
     },
     appProbers,
     metricsLocalhostOnly: options.metricsLocalhostOnly ?? false,
+    ...(options.status ? { status: options.status } : {}),
     closeGraceMs: 200,
   };
   const server = await StatusServer.start(serverOptions);
