@@ -104,7 +104,7 @@ export class SecretCatalog {
           return e ? fromEntry(e) : { kind: 'error', source: 'mounted', error: `${name}: mounted certificate not registered` };
         }
         const cert = w.manager.certificate;
-        if (!cert) return { kind: 'pending', source: 'ca', why: 'waiting for the workload certificate from the CA' };
+        if (!cert) return { kind: 'pending', source: 'ca', why: 'waiting for the workload certificate' };
         if (parsed.kind === 'root') return { kind: 'ready', source: 'ca', resource: rootResource(name, cert.rootCertPem), notAfter: cert.notAfter };
         return { kind: 'ready', source: 'ca', resource: keyPairResource(name, cert.certChainPem, cert.privateKeyPem), notAfter: cert.notAfter, serialNumber: cert.serialNumber };
       }

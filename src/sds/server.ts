@@ -91,6 +91,8 @@ interface PushRecord {
 class SdsStream {
   readonly watch = new SotwWatch();
   private readonly reported = new Map<string, string>();
+  /** Names requested but pending (answered, not pushed, when they become available). */
+  private readonly waiting = new Set<string>();
   private node = '';
 
   constructor(
@@ -139,21 +141,26 @@ class SdsStream {
   private respond(names: string[], why = 'answer'): void {
     if (this.call.cancelled || this.call.destroyed) return;
     const ready = [];
-    const waiting: string[] = [];
+    const waiting = new Map<string, string[]>();
     for (const n of names) {
       const s = this.server.catalog.resolve(n);
       if (s.kind === 'ready') {
         ready.push({ name: n, state: s });
         this.reported.delete(n);
       } else if (s.kind === 'pending') {
-        waiting.push(`${n} (${s.why})`);
+        waiting.set(s.why, [...(waiting.get(s.why) ?? []), n]);
       } else if (this.reported.get(n) !== s.error) {
         this.reported.set(n, s.error);
         this.log.warn(`${this.who}: cannot serve ${JSON.stringify(n)}: ${s.error}; the stream keeps serving its other names`);
       }
     }
-    if (waiting.length > 0) this.log.info(`${this.who}: ${waiting.join(', ')} requested; answered once available`);
+    for (const [reason, ns] of waiting) {
+      for (const n of ns) this.waiting.add(n);
+      this.log.info(`${this.who}: ${ns.join(',')} requested; ${reason}`);
+    }
     if (ready.length === 0) return;
+    // A name that was waiting is answered, not pushed.
+    const answered = ready.some((r) => this.waiting.delete(r.name));
     const nonce = randomUUID();
     const version = this.server.nextVersion();
     this.call.write({
@@ -164,8 +171,11 @@ class SdsStream {
     });
     this.watch.sent(nonce);
     this.server.pushed(ready.map((r) => r.name));
-    const detail = ready.map((r) => (r.state.serialNumber ? `${r.name} (serial ${r.state.serialNumber})` : r.name)).join(', ');
-    this.log.info(`SDS: ${why} ${detail} on stream ${this.id}${this.node ? ` (${this.node})` : ''}: version ${version}`);
+    const serials = [...new Set(ready.map((r) => r.state.serialNumber).filter((x): x is string => x !== undefined))];
+    this.log.info(
+      `SDS: ${answered ? 'answer' : why} ${ready.map((r) => r.name).join(',')} on stream ${this.id}${this.node ? ` (${this.node})` : ''}: version ${version}` +
+        (serials.length > 0 ? `, certificate serial ${serials.join(',')}` : ''),
+    );
   }
 
   end(): void {
