@@ -368,8 +368,11 @@ export function maybeStartAds(server: EnvoyDouble, env: Readonly<Record<string, 
     subscribe: { cds: viaAds('cds_config'), lds: viaAds('lds_config') },
     sink: {
       configUpdate: (t, ok, detail) => server.configUpdate(t, ok, detail),
-      resourcesAccepted: (_t, resources) => {
-        for (const r of resources) server.sds?.requireSecretsIn(r);
+      resourcesAccepted: (t, resources) => {
+        for (const r of resources) {
+          const names = server.sds?.requireSecretsIn(r) ?? [];
+          if (t === 'cds' && typeof r.name === 'string') server.sds?.trackCluster(r.name, names);
+        }
       },
       changed: () => server.writeState(),
     },
