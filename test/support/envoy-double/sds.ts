@@ -364,13 +364,15 @@ export class DoubleSds {
 
   /** First accepted response for `name`. */
   received(name: string): void {
-    if (this.waiting.delete(name)) this.host.completeInitTarget(`sds:${name}`);
+    // Clusters first: a cluster is active before the init manager may declare LIVE.
     for (const [cluster, missing] of this.warming) {
       if (!missing.delete(name) || missing.size > 0) continue;
       this.warming.delete(cluster);
       this.host.stats.gauge('cluster_manager.warming_clusters').set(this.warming.size);
       this.host.log.info('upstream', `warming cluster ${cluster} complete`);
     }
+    this.host.changed();
+    if (this.waiting.delete(name)) this.host.completeInitTarget(`sds:${name}`);
   }
 
   /**
