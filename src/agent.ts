@@ -67,13 +67,14 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       'readiness',
     );
     const xds = stack.use(await startXdsProxy({ config, node, log, readiness, metrics }), 'xDS proxy');
-    stack.use(
+    const certs = stack.use(
       await startWorkloadCerts(config, bootstrap.writer.sds.absolute, log, metrics, {
         ...certPlan,
         ...(bootstrap.writer.filesSds ? { filesSocketPath: bootstrap.writer.filesSds.absolute } : {}),
       }),
       'SDS server',
     );
+    if (certs) stack.use(readiness.addNotReadyDetail(() => certs.unservable()));
 
     const supervisor = createSupervisor({ config, log, env: options.env, node, bootstrap: bootstrap.writer, configYaml: bootstrap.configYaml, admin, readiness, metrics: runtime });
     stack.use(readiness.whenReady(() => supervisor.markReady()));

@@ -16,6 +16,7 @@ import { StatusServer } from '../status/server.js';
 import { metricsEndpointOptions } from '../status/stats.js';
 import type { EnvoySupervisor } from '../supervisor/supervisor.js';
 import type { AgentXds } from '../xds/agent-xds.js';
+import type { WorkloadCertificates } from '../sds/workload.js';
 import type { AgentNode } from './node.js';
 
 export function logEffectiveConfig(config: AgentConfig, log: Logger): void {
@@ -114,7 +115,7 @@ export async function startWorkloadCerts(
   log: Logger,
   metrics: AgentMetrics,
   plan: CertificatePlan & { filesSocketPath?: string } = {},
-): Promise<AsyncDisposable | undefined> {
+): Promise<WorkloadCertificates | undefined> {
   if (config.standalone) return undefined;
   // Loaded on demand: the X.509 stack costs start-up time that standalone mode should not pay.
   const [{ startWorkloadCertificates }, { chooseCertificateMode }] = await Promise.all([import('../sds/workload.js'), import('../sds/mode.js')]);

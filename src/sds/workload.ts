@@ -64,6 +64,8 @@ export interface WorkloadCertificates extends AsyncDisposable {
   readonly server: SdsServer;
   readonly mode: CertificateMode;
   snapshot(): WorkloadCertificatesSnapshot;
+  /** The names Envoy asked for that cannot be served, with why (for the readiness reason); undefined when none. */
+  unservable(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -152,5 +154,10 @@ export async function startWorkloadCertificates(o: WorkloadCertificatesOptions):
     ...(manager ? { caState: manager.currentState } : {}),
     sds: server.snapshot(),
   });
-  return { manager, server, mode, snapshot, close, [Symbol.asyncDispose]: close };
+  const unservable = (): string | undefined => {
+    const bad = server.snapshot().names.filter((n) => n.state === 'error' && n.streams > 0);
+    if (bad.length === 0) return undefined;
+    return `SDS cannot serve ${bad.map((n) => `${JSON.stringify(n.name)} (${n.error ?? 'error'})`).join(', ')}`;
+  };
+  return { manager, server, mode, snapshot, unservable, close, [Symbol.asyncDispose]: close };
 }

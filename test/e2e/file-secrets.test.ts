@@ -152,4 +152,42 @@ describe('file SDS secrets: agent + Envoy double + control plane', () => {
     a.signal('SIGTERM');
     expect(await a.waitExit()).toEqual({ code: 0, signal: null });
   });
+  test('a secret that cannot be served keeps its cluster warming and is named in the readiness reason; once the file appears it is pushed and Envoy goes LIVE', async () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-test-'));
+    const caDir = path.join(cwd, 'etc/late-ca');
+    fs.mkdirSync(caDir, { recursive: true });
+    const caPath = path.join(caDir, 'ca.pem');
+    const NAME = `file-root:${caPath}`;
+    const CLUSTER = 'outbound|443||late.example.com';
+    const cp = await ControlPlane.start({
+      clusters: [tlsCluster(CLUSTER, { validation: NAME }), testCluster('BlackHoleCluster')],
+      listeners: [testListener('virtualOutbound', 15001, 'BlackHoleCluster')],
+      token: E2E_TOKEN,
+    });
+    cleanups.push(() => cp.close());
+    const a = await startE2eAgent({ cp, caServer, rootCertPem: ca.rootCertPem, cwd });
+    cleanups.push(() => a.dispose());
+
+    const probe = (): Promise<{ status: number; body: string }> => request({ port: a.ports.status, path: '/healthz/ready' }).catch(() => ({ status: 0, body: '' }));
+    const deadline = Date.now() + 15_000;
+    let r = await probe(); // the status server may not listen yet
+    while (!r.body.includes('SDS cannot serve') && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 50));
+      r = await probe();
+    }
+    expect(r.status).toBe(503);
+    expect(r.body).toContain(`SDS cannot serve ${JSON.stringify(NAME)} (root certificate file ${caPath}: no such file)`);
+    const waiting = doubleState(a);
+    expect(waiting?.state).toBe('INITIALIZING');
+    expect(waiting?.clusters?.warming).toEqual({ [CLUSTER]: [NAME] });
+
+    await a.waitForLog(/watching [^\n]*etc\/late-ca for/);
+    replaceFile(caPath, otherCa.rootCertPem);
+    const s = await a.waitFor('the double LIVE', () => (doubleState(a)?.state === 'LIVE' ? doubleState(a) : undefined), 10_000);
+    expect(s?.sds?.[NAME]).toMatchObject({ trustedCa: otherCa.rootCertPem, connects: 1, updates: 1 });
+    expect(s?.clusters?.warming).toEqual({});
+    await a.waitForLog(/readiness: not ready -> ready/);
+    a.signal('SIGTERM');
+    expect(await a.waitExit()).toEqual({ code: 0, signal: null });
+  });
 });
