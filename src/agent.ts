@@ -51,9 +51,9 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     const metrics = options.metrics ?? createAgentMetrics();
     const runtime = createAgentRuntimeMetrics(metrics.registry);
 
-    const node = new AgentNode(config, options.interfaces);
-    logIdentity(node, log);
     const certPlan = await planCertificates(config, log);
+    const node = new AgentNode(config, options.interfaces, { fileCredential: certPlan.external !== undefined });
+    logIdentity(node, log);
     const bootstrap = prepareBootstrap(config, log, certPlan);
 
     const admin = stack.adopt(new EnvoyAdminClient({ host: node.identity.localhost, port: config.proxy.proxyAdminPort }), (a) => a.close(), 'admin client');

@@ -193,6 +193,9 @@ describe('an external SDS provider', () => {
     const pipe = (name: string): string | undefined => bootstrap.static_resources.clusters.find((c) => c.name === name)?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address.pipe.path;
     expect(pipe('sds-grpc')).toBe('./var/run/secrets/workload-spiffe-uds/socket');
     expect(pipe('sds-files-grpc')).toBe('./var/run/secrets/credential-uds/files-socket');
+    // Istio's node metadata `file-credential`, so istiod points file secrets at sds-files-grpc.
+    expect((bootstrap as unknown as { node: { metadata: Record<string, unknown> } }).node.metadata['file-credential']).toBe('true');
+    expect(cp.streams.find((x) => x.node)?.node?.metadata['file-credential']).toBe('true');
     expect(a.stderr).toMatch(/existing workload SDS socket found at [^\n]*workload-spiffe-uds\/socket: the agent's SDS server will only serve files/);
     expect(caServer.requests.length).toBe(requestsBefore);
 
