@@ -59,6 +59,8 @@ export interface FileSecretStoreOptions {
   metrics?: FileSecretMetrics;
   /** Delay between the last file event and the re-read (Istio's FILE_DEBOUNCE_DURATION, default 100 ms). */
   debounceMs?: number;
+  /** Called once per new entry (e.g. to export its expiry). */
+  onEntry?: (entry: FileEntry) => void;
 }
 
 function fingerprint(l: LoadedSecret): string {
@@ -97,6 +99,7 @@ export class FileSecretStore implements AsyncDisposable {
     const files = spec.kind === 'root' ? [abs(spec.path)] : [abs(spec.certPath), abs(spec.keyPath)];
     const entry: FileEntry = { name, spec, source, files, loaded: undefined, loadedAt: undefined, error: undefined, errorAt: undefined, reloads: 0 };
     this.entries.set(name, entry);
+    this.o.onEntry?.(entry);
     this.reload(entry);
     if (!this.closed) for (const dir of new Set(files.map((f) => path.dirname(f)))) this.watchDir(dir);
     return entry;

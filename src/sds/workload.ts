@@ -97,6 +97,11 @@ export async function startWorkloadCertificates(o: WorkloadCertificatesOptions):
     log: o.log.child({ scope: 'sds-files' }),
     metrics: o.registry ? registerFileSecretMetrics(o.registry) : NO_FILE_METRICS,
     debounceMs: o.config.env.FILE_DEBOUNCE_DURATION,
+    // `istio_agent_cert_expiry_seconds{resource_name}` for every certificate chain served from files
+    // (mounted `default`, `file-cert:` names) and a mounted ROOTCA; Istio exports it for the CA-issued one only.
+    onEntry: (e) => {
+      if (e.spec.kind === 'keypair' || e.name === ROOT_SECRET) caMetrics.certExpiry(e.name, () => e.loaded?.notAfter);
+    },
   });
   const outputDir = o.config.env.OUTPUT_CERTS === '' ? undefined : path.resolve(o.config.cwd, o.config.env.OUTPUT_CERTS);
 
@@ -126,9 +131,6 @@ export async function startWorkloadCertificates(o: WorkloadCertificatesOptions):
     workload = mode;
   }
   const catalog = new SecretCatalog({ workload, files });
-  if (mode.kind === 'mounted') {
-    for (const name of [WORKLOAD_SECRET, ROOT_SECRET]) caMetrics.certExpiry(name, () => files.get(name)?.loaded?.notAfter);
-  }
 
   let server: SdsServer;
   try {

@@ -24,6 +24,7 @@ import { SdsServer } from '../../src/sds/server.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { CaServer, TestCa } from '../support/ca-server.js';
 import { ControlPlane, testCluster, testListener, tlsCluster } from '../support/control-plane.js';
+import { request } from '../support/envoy-double-harness.js';
 import { kubeletWrite } from '../support/kubelet-volume.js';
 import { E2E_IDENTITY, E2E_TOKEN, doubleState, replaceFile, startE2eAgent } from '../support/sds-e2e.js';
 
@@ -94,6 +95,11 @@ describe('mounted workload certificates', () => {
     });
     expect(rotated).toMatchObject({ privateKey: pair2.keyPem, connects: 1, updates: 2, serial: new X509Certificate(pair2.certPem).serialNumber });
     expect(caServer.requests.length).toBe(requestsBefore); // no CSR, ever
+    // Expiry of the mounted chain, with Istio's metric name.
+    const metrics = (await request({ port: a.ports.status, path: '/stats/prometheus' })).body;
+    const left = Number(/^istio_agent_cert_expiry_seconds\{resource_name="default"\} (\S+)$/m.exec(metrics)?.[1]);
+    expect(left).toBeGreaterThan(3000); // the test CA's leaves live an hour
+    expect(left).toBeLessThanOrEqual(3600);
     await stop(a);
   });
 

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { registerCaMetrics } from '../../src/ca/metrics.js';
 import { SecretCatalog } from '../../src/sds/catalog.js';
 import { FileSecretStore } from '../../src/sds/file-secrets.js';
 import { registerFileSecretMetrics } from '../../src/sds/metrics.js';
@@ -74,7 +75,14 @@ describe('file secrets on the SDS socket', () => {
 
     const logs = captureLogger();
     const registry = new Registry();
-    const files = new FileSecretStore({ cwd: d, log: logs.log, metrics: registerFileSecretMetrics(registry), debounceMs: 50 });
+    const caMetrics = registerCaMetrics(registry);
+    const files = new FileSecretStore({
+      cwd: d,
+      log: logs.log,
+      metrics: registerFileSecretMetrics(registry),
+      debounceMs: 50,
+      onEntry: (e) => caMetrics.certExpiry(e.name, () => e.loaded?.notAfter),
+    });
     const catalog = new SecretCatalog({ workload: { kind: 'external', socketPath: '/run/spire/socket' }, files });
     const socketPath = path.join(socketDir(), 's.sock');
     const server = await SdsServer.start({ socketPath, catalog, log: logs.log });
@@ -111,6 +119,7 @@ describe('file secrets on the SDS socket', () => {
     expect(text).toContain(`private key file ${key} does not match the certificate in ${cert}`);
     expect(text).toContain('cannot serve "default": default is served by the external SDS server on /run/spire/socket');
 
+    // Repair below; first the metrics: failures counted, expiry exported for the served file-cert once it is served.
     const metrics = await registry.metrics();
     const failures = Number(/^istio_agent_num_file_secret_failures_total (\S+)$/m.exec(metrics)?.[1]);
     expect(failures).toBeGreaterThanOrEqual(4);
@@ -131,6 +140,9 @@ describe('file secrets on the SDS socket', () => {
     expect(pemOf(pushed.secrets[0], 'key')).toBe(pair.keyPem);
     expect(pemOf(pushed.secrets[0], 'chain')).toBe(pair.certPem);
     await waitFor('the snapshot to show it served', () => server.snapshot().names.find((n) => n.name === names.mismatch)?.state === 'served');
+    const expiry = new RegExp(`^istio_agent_cert_expiry_seconds\\{resource_name="${names.mismatch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"\\} (\\S+)$`, 'm').exec(await registry.metrics());
+    expect(Number(expiry?.[1])).toBeGreaterThan(3000); // the test leaf lives an hour
+    expect(Number(expiry?.[1])).toBeLessThanOrEqual(3600);
   });
 });
 
