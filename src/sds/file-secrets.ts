@@ -15,6 +15,7 @@
  *   unreadable or invalid puts the entry in error and keeps its last good content (Envoy keeps
  *   the secret it has, as when Istio's generate fails), and it is served again once valid.
  *   A watcher error counts in `istio_agent_num_file_watcher_failures_total`.
+ * - Entries in error are re-read every `retryMs` as well (missing directories, missed events).
  * - `whenWatching()` resolves once every watcher created so far has done its initial scan
  *   (a change before that may be missed); the log says `watching <dir> for <names>`.
  * - `close()` (idempotent) stops the watchers and timers; no listener runs after it resolves.
@@ -59,6 +60,11 @@ export interface FileSecretStoreOptions {
   metrics?: FileSecretMetrics;
   /** Delay between the last file event and the re-read (Istio's FILE_DEBOUNCE_DURATION, default 100 ms). */
   debounceMs?: number;
+  /**
+   * Entries in error are also re-read every `retryMs` (default 5 s): a fallback for a file
+   * whose directory did not exist when the watch was set, or for a missed event.
+   */
+  retryMs?: number;
   /** Called once per new entry (e.g. to export its expiry). */
   onEntry?: (entry: FileEntry) => void;
 }
@@ -74,9 +80,18 @@ export class FileSecretStore implements AsyncDisposable {
   private readonly listeners = new Set<(name: string) => void>();
   private readonly metrics: FileSecretMetrics;
   private closed = false;
+  private readonly retryTimer: NodeJS.Timeout;
 
   constructor(private readonly o: FileSecretStoreOptions) {
     this.metrics = o.metrics ?? NO_FILE_METRICS;
+    this.retryTimer = setInterval(() => {
+      for (const e of this.all()) if (e.error !== undefined && this.reload(e, false)) this.emit(e.name);
+    }, o.retryMs ?? 5000);
+    this.retryTimer.unref();
+  }
+
+  private emit(name: string): void {
+    for (const l of [...this.listeners]) l(name);
   }
 
   get(name: string): FileEntry | undefined {
@@ -109,15 +124,15 @@ export class FileSecretStore implements AsyncDisposable {
     return Promise.all([...this.watchers.values()].map((w) => w.ready)).then(() => undefined);
   }
 
-  /** Reads the entry's files now; returns true when the served content changed. */
-  private reload(e: FileEntry): boolean {
+  /** Reads the entry's files now; returns true when the served content changed. A periodic retry (`count` false) is not counted again. */
+  private reload(e: FileEntry, count = true): boolean {
     let loaded: LoadedSecret;
     try {
       const [first, second] = e.files as [string, string?];
       loaded = e.spec.kind === 'root' ? loadRootFile(first) : loadKeyPairFiles(first, second as string);
     } catch (err) {
       const message = describeError(err);
-      this.metrics.fileSecretFailed();
+      if (count || e.error !== message) this.metrics.fileSecretFailed();
       if (e.error !== message) {
         this.o.log.error(`SDS secret ${JSON.stringify(e.name)} cannot be served from ${e.files.join(' and ')}: ${message}${e.loaded ? '; Envoy keeps the last good one' : ''}`);
       }
@@ -169,7 +184,7 @@ export class FileSecretStore implements AsyncDisposable {
       if (this.closed) return;
       for (const e of this.all()) {
         if (!e.files.some((f) => path.dirname(f) === dir)) continue;
-        if (this.reload(e)) for (const l of [...this.listeners]) l(e.name);
+        if (this.reload(e)) this.emit(e.name);
       }
     }, this.o.debounceMs ?? 100);
     this.timers.set(dir, t);
@@ -178,6 +193,7 @@ export class FileSecretStore implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.retryTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.listeners.clear();

@@ -81,6 +81,7 @@ describe('file secrets on the SDS socket', () => {
       log: logs.log,
       metrics: registerFileSecretMetrics(registry),
       debounceMs: 50,
+      retryMs: 200,
       onEntry: (e) => caMetrics.certExpiry(e.name, () => e.loaded?.notAfter),
     });
     const catalog = new SecretCatalog({ workload: { kind: 'external', socketPath: '/run/spire/socket' }, files });
@@ -100,6 +101,7 @@ describe('file secrets on the SDS socket', () => {
       missing: `file-root:${path.join(d, 'nope.pem')}`,
       garbage: `file-root:${garbage}`,
       mismatch: `file-cert:${cert}~${key}`,
+      later: `file-root:${path.join(d, 'later', 'ca.pem')}`, // its directory does not exist yet
       workload: 'default',
     };
     const s = await RawSdsStream.open(socketPath);
@@ -127,7 +129,7 @@ describe('file secrets on the SDS socket', () => {
     const snap = server.snapshot();
     const byName = Object.fromEntries(snap.names.map((n) => [n.name, n]));
     expect(byName[names.good]).toMatchObject({ state: 'served', source: 'file', pushes: 1, streams: 1 });
-    for (const n of [names.onlyone, names.unknown, names.dir, names.missing, names.garbage, names.mismatch, names.workload]) expect(byName[n]?.state).toBe('error');
+    for (const n of [names.onlyone, names.unknown, names.dir, names.missing, names.garbage, names.mismatch, names.later, names.workload]) expect(byName[n]?.state).toBe('error');
     expect(byName[names.mismatch]).toMatchObject({ source: 'file', paths: [cert, key] });
     expect(JSON.stringify(snap)).not.toContain('BEGIN'); // facts only: no key, no certificate body
 
@@ -140,6 +142,13 @@ describe('file secrets on the SDS socket', () => {
     expect(pemOf(pushed.secrets[0], 'key')).toBe(pair.keyPem);
     expect(pemOf(pushed.secrets[0], 'chain')).toBe(pair.certPem);
     await waitFor('the snapshot to show it served', () => server.snapshot().names.find((n) => n.name === names.mismatch)?.state === 'served');
+
+    // A file in a directory created after the request (a watch on a missing directory may not fire; names in error are also retried): pushed.
+    fs.mkdirSync(path.join(d, 'later'));
+    fs.writeFileSync(path.join(d, 'later', 'ca.pem'), other.rootCertPem);
+    const late = await s.next(5000);
+    expect(late.secrets.map((x) => x.name)).toEqual([names.later]);
+    expect(pemOf(late.secrets[0], 'ca')).toBe(other.rootCertPem);
     const expiry = new RegExp(`^istio_agent_cert_expiry_seconds\\{resource_name="${names.mismatch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"\\} (\\S+)$`, 'm').exec(await registry.metrics());
     expect(Number(expiry?.[1])).toBeGreaterThan(3000); // the test leaf lives an hour
     expect(Number(expiry?.[1])).toBeLessThanOrEqual(3600);
