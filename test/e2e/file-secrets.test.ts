@@ -187,6 +187,21 @@ describe('file SDS secrets: agent + Envoy double + control plane', () => {
     expect(s?.sds?.[NAME]).toMatchObject({ trustedCa: otherCa.rootCertPem, connects: 1, updates: 1 });
     expect(s?.clusters?.warming).toEqual({});
     await a.waitForLog(/readiness: not ready -> ready/);
+
+    // After LIVE, a new cluster with a secret that cannot be served warms (Envoy stays LIVE); removed, it is gone.
+    const LATER = `file-root:${path.join(caDir, 'never.pem')}`;
+    cp.setResources({ clusters: [tlsCluster(CLUSTER, { validation: NAME }), tlsCluster('outbound|443||never.example.com', { validation: LATER }), testCluster('BlackHoleCluster')] });
+    const warming = await a.waitFor('the new cluster warming', () => {
+      const st = doubleState(a);
+      return st?.clusters?.warming['outbound|443||never.example.com'] ? st : undefined;
+    });
+    expect(warming.state).toBe('LIVE');
+    expect(warming.clusters?.warming).toEqual({ 'outbound|443||never.example.com': [LATER] });
+    cp.setResources({ clusters: [tlsCluster(CLUSTER, { validation: NAME }), testCluster('BlackHoleCluster')] });
+    await a.waitFor('the removed cluster no longer warming', () => {
+      const w = doubleState(a)?.clusters?.warming;
+      return w !== undefined && Object.keys(w).length === 0;
+    });
     a.signal('SIGTERM');
     expect(await a.waitExit()).toEqual({ code: 0, signal: null });
   });

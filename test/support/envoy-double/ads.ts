@@ -131,6 +131,11 @@ export class AdsClient {
     this.openStream();
   }
 
+  /** Names of the accepted resources of `type` (what the double has now). */
+  knownNames(type: XdsType): string[] {
+    return [...this.types[type].resources.keys()];
+  }
+
   snapshot(): AdsSnapshot {
     const t = (s: TypeState) => ({
       version: s.version,
@@ -367,7 +372,10 @@ export function maybeStartAds(server: EnvoyDouble, env: Readonly<Record<string, 
     node: b.node,
     subscribe: { cds: viaAds('cds_config'), lds: viaAds('lds_config') },
     sink: {
-      configUpdate: (t, ok, detail) => server.configUpdate(t, ok, detail),
+      configUpdate: (t, ok, detail) => {
+        if (t === 'cds' && ok) server.sds?.retainClusters(client.knownNames('cds'));
+        server.configUpdate(t, ok, detail);
+      },
       resourcesAccepted: (t, resources) => {
         for (const r of resources) {
           const names = server.sds?.requireSecretsIn(r) ?? [];

@@ -392,6 +392,16 @@ export class DoubleSds {
     this.host.changed();
   }
 
+  /** A SotW CDS update names every cluster: those not in it are gone (and no longer warming). */
+  retainClusters(names: string[]): void {
+    const keep = new Set(names);
+    let changed = false;
+    for (const c of [...this.warming.keys()]) if (!keep.has(c)) changed = this.warming.delete(c) || changed;
+    if (!changed) return;
+    this.host.stats.gauge('cluster_manager.warming_clusters').set(this.warming.size);
+    this.host.changed();
+  }
+
   /** The state file's `clusters` value: warming cluster → secrets it waits for. */
   clusterSnapshot(): { warming: Record<string, string[]> } {
     const warming: Record<string, string[]> = {};
