@@ -6,7 +6,8 @@
  * 2. `CA_PROVIDER=GkeWorkloadCertificate` → GKE's files in the workload-spiffe-credentials
  *    directory (`certificates.pem`, `private_key.pem`, `ca_certificates.pem`); missing files are
  *    a ConfigError, as in Istio;
- * 3. `./var/run/secrets/workload-spiffe-credentials/{cert-chain,key,root-cert}.pem` all exist;
+ * 3. `./var/run/secrets/workload-spiffe-credentials/{cert-chain,key,root-cert}.pem` all exist
+ *    (unless OUTPUT_CERTS is that directory);
  * 4. `FILE_MOUNTED_CERTS=true` → `./etc/certs/{cert-chain,key,root-cert}.pem` (Istio 1.6's
  *    location), whether or not they exist yet (they are watched);
  * 5. those three `./etc/certs` files exist and are not empty (Istio serves them before asking
@@ -53,15 +54,15 @@ export function chooseCertificateMode(config: AgentConfig, external: { socketPat
     if (missing.length > 0) throw new ConfigError(`CA_PROVIDER=${GKE_PROVIDER}: the GKE workload certificate files are not present: ${missing.join(', ')}`);
     return { kind: 'mounted', ...t, reason: `CA_PROVIDER=${GKE_PROVIDER}` };
   }
+  const output = env.OUTPUT_CERTS;
+  const isOutput = (dir: string): boolean => output !== '' && path.resolve(config.cwd, output) === path.resolve(config.cwd, dir);
   const spiffe = triple(config, WORKLOAD_IDENTITY_CREDENTIALS_DIR, 'cert-chain.pem', 'key.pem', 'root-cert.pem');
-  if ([spiffe.certPath, spiffe.keyPath, spiffe.rootPath].every((p) => fs.existsSync(p))) {
+  if (!isOutput(WORKLOAD_IDENTITY_CREDENTIALS_DIR) && [spiffe.certPath, spiffe.keyPath, spiffe.rootPath].every((p) => fs.existsSync(p))) {
     return { kind: 'mounted', ...spiffe, reason: `workload certificate files in ${WORKLOAD_IDENTITY_CREDENTIALS_DIR}` };
   }
   const legacy = triple(config, LEGACY_CERTS_DIR, 'cert-chain.pem', 'key.pem', 'root-cert.pem');
   if (env.FILE_MOUNTED_CERTS) return { kind: 'mounted', ...legacy, reason: 'FILE_MOUNTED_CERTS=true' };
-  const output = env.OUTPUT_CERTS;
-  const outputIsLegacy = output !== '' && path.resolve(config.cwd, output) === path.resolve(config.cwd, LEGACY_CERTS_DIR);
-  if (!outputIsLegacy && [legacy.certPath, legacy.keyPath, legacy.rootPath].every(nonEmptyFile)) {
+  if (!isOutput(LEGACY_CERTS_DIR) && [legacy.certPath, legacy.keyPath, legacy.rootPath].every(nonEmptyFile)) {
     return { kind: 'mounted', ...legacy, reason: `certificate files in ${LEGACY_CERTS_DIR}` };
   }
   return { kind: 'ca' };

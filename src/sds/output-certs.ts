@@ -1,8 +1,10 @@
 /**
- * OUTPUT_CERTS (Istio's `OutputKeyCertToDir`): every CA-issued or rotated `default` is also
+ * OUTPUT_CERTS (Istio's `OutputKeyCertToDir`): every `default` served — CA-issued or rotated, or
+ * read from mounted files (as Istio, which writes whatever `default` it generated) — is also
  * written to `<dir>/key.pem`, `<dir>/cert-chain.pem` and `<dir>/root-cert.pem`. Each file is
  * written to a temporary name in the same directory and renamed over the target (a reader
- * never sees a partial file); the key is mode 0600, the certificates 0644; the directory is
+ * never sees a partial file); the key is mode 0600, the certificates 0644 (Istio: all 0600, or all 0644 — the key
+ * included — when running in Kubernetes; the issue asks for a 0600 key); the directory is
  * created (0755) if missing. These files are never read back as a source (when the directory
  * is also the mounted-certificate directory, the mount is ignored: see mode.ts). A write that
  * fails is logged and retried on the next certificate; it never stops the agent.
@@ -29,8 +31,10 @@ function writeAtomic(file: string, text: string, mode: number): void {
   }
 }
 
+export type OutputCertificate = Pick<IssuedCertificate, 'certChainPem' | 'privateKeyPem' | 'rootCertPem' | 'serialNumber'>;
+
 /** Writes the three files; returns false (after logging) when it could not. */
-export function writeOutputCerts(dir: string, cert: IssuedCertificate, log: Logger): boolean {
+export function writeOutputCerts(dir: string, cert: OutputCertificate, log: Logger): boolean {
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     // The key first: a reader that sees the new chain also finds its key.

@@ -1,10 +1,10 @@
 /**
  * The agent's one call for SPEC §7.3 and issue 14: from the frozen config and the certificate
  * mode (mode.ts), start what serves Envoy's secrets before Envoy starts:
- * - `ca`: CaClient → SecretManager → SdsServer on the bootstrap's SDS socket; every issued or
- *   rotated `default` is also written to OUTPUT_CERTS when set;
+ * - `ca`: CaClient → SecretManager → SdsServer on the bootstrap's SDS socket;
  * - `mounted`: no CA client, no CSR: `default`/`ROOTCA` are read from the mounted files and
  *   watched; same socket;
+ * in both, every new `default` is also written to OUTPUT_CERTS when set (output-certs.ts);
  * - `external`: another SDS server owns the workload socket; the agent runs no CA client and
  *   serves only file secrets on `filesSocketPath` (Istio's file-credential socket).
  * File secrets (`file-root:*`, `file-cert:*`) are served in every mode.
@@ -124,13 +124,26 @@ export async function startWorkloadCertificates(o: WorkloadCertificatesOptions):
     workload = { kind: 'ca', manager };
   } else if (mode.kind === 'mounted') {
     caLog.info(`workload certificates from files (${mode.reason}): ${mode.certPath}, ${mode.keyPath}, ${mode.rootPath}; no CA client, no CSR`);
-    if (outputDir) caLog.info(`OUTPUT_CERTS=${outputDir}: nothing is written there with mounted certificates (no certificate is issued)`);
     workload = mode;
   } else {
     caLog.info(`an external SDS server serves ${WORKLOAD_SECRET} and ${ROOT_SECRET} on ${mode.socketPath}; no CA client; this agent serves file secrets only`);
     workload = mode;
   }
   const catalog = new SecretCatalog({ workload, files });
+  if (mode.kind === 'mounted' && outputDir) {
+    const dir = outputDir;
+    const outLog = o.log.child({ scope: 'cache' });
+    const output = (): void => {
+      const pair = files.get(WORKLOAD_SECRET)?.loaded;
+      const root = files.get(ROOT_SECRET)?.loaded;
+      if (pair?.kind !== 'keypair' || root?.kind !== 'root') return;
+      writeOutputCerts(dir, { certChainPem: pair.certChainPem, privateKeyPem: pair.privateKeyPem, rootCertPem: root.pem, serialNumber: pair.serialNumber }, outLog);
+    };
+    files.onChange((name) => {
+      if (name === WORKLOAD_SECRET || name === ROOT_SECRET) output();
+    });
+    output();
+  }
 
   let server: SdsServer;
   try {

@@ -4,7 +4,7 @@
  * and the test CA.
  * - Mounted certificates (`./var/run/secrets/workload-spiffe-credentials`, kubelet-style; and
  *   `./etc/certs`, plain files): no CSR reaches the CA; the double's `default` is the mounted
- *   pair; rotating the files rotates the secret on the open stream.
+ *   pair; rotating the files rotates the secret on the open stream (and OUTPUT_CERTS, as Istio).
  * - OUTPUT_CERTS: the three files match what the double received, after the first issue and
  *   after a rotation; the key file is 0600.
  * - An external SDS server already on `./var/run/secrets/workload-spiffe-uds/socket`: the agent
@@ -79,9 +79,11 @@ describe('mounted workload certificates', () => {
     const pair1 = await ca.issue({ uris: [E2E_IDENTITY] });
     kubeletWrite(dir, { 'cert-chain.pem': pair1.certPem, 'key.pem': pair1.keyPem, 'root-cert.pem': ca.rootCertPem });
     const cp = await controlPlane();
-    const a = await startE2eAgent({ cp, caServer, rootCertPem: ca.rootCertPem, cwd });
+    const a = await startE2eAgent({ cp, caServer, rootCertPem: ca.rootCertPem, cwd, env: { OUTPUT_CERTS: './out' } });
     cleanups.push(() => a.dispose());
     const s = await live(a);
+    const out = (f: string): string => fs.readFileSync(path.join(cwd, 'out', f), 'utf8');
+    expect([out('cert-chain.pem'), out('key.pem'), out('root-cert.pem')]).toEqual([pair1.certPem, pair1.keyPem, ca.rootCertPem]); // as Istio: the served default, whatever its source
     expect(s.sds?.default).toMatchObject({ kind: 'tls_certificate', certChain: pair1.certPem, privateKey: pair1.keyPem, uris: [E2E_IDENTITY], updates: 1 });
     expect(s.sds?.ROOTCA?.trustedCa).toBe(ca.rootCertPem);
     expect(a.stderr).toMatch(/workload certificates from files \(workload certificate files in \.\/var\/run\/secrets\/workload-spiffe-credentials\)[^\n]*no CA client, no CSR/);
@@ -94,6 +96,7 @@ describe('mounted workload certificates', () => {
       return r?.certChain === pair2.certPem ? r : undefined;
     });
     expect(rotated).toMatchObject({ privateKey: pair2.keyPem, connects: 1, updates: 2, serial: new X509Certificate(pair2.certPem).serialNumber });
+    await a.waitFor('OUTPUT_CERTS rotated too', () => out('cert-chain.pem') === pair2.certPem && out('key.pem') === pair2.keyPem);
     expect(caServer.requests.length).toBe(requestsBefore); // no CSR, ever
     // Expiry of the mounted chain, with Istio's metric name.
     const metrics = (await request({ port: a.ports.status, path: '/stats/prometheus' })).body;

@@ -187,5 +187,6 @@ describe('certificate mode (where default and ROOTCA come from)', () => {
     expect(chooseCertificateMode(seedConfig({ cwd, extraEnv: { CA_PROVIDER: 'GkeWorkloadCertificate' } }), undefined)).toMatchObject({ kind: 'mounted', rootPath: path.join(cwd, dir, 'ca_certificates.pem') });
     write(cwd, { [`${dir}/cert-chain.pem`]: 'c', [`${dir}/key.pem`]: 'k', [`${dir}/root-cert.pem`]: 'r' });
     expect(chooseCertificateMode(seedConfig({ cwd }), undefined)).toMatchObject({ kind: 'mounted', certPath: path.join(cwd, dir, 'cert-chain.pem') });
+    expect(chooseCertificateMode(seedConfig({ cwd, extraEnv: { OUTPUT_CERTS: dir } }), undefined)).toEqual({ kind: 'ca' }); // its own output is never read back
   });
 });
