@@ -15,7 +15,7 @@ import { createAgentRuntimeMetrics } from './metrics/agent.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/registry.js';
 import { ReadinessTracker } from './status/ready.js';
 import type { EnvoySupervisor } from './supervisor/supervisor.js';
-import { logEffectiveConfig, logIdentity, prepareBootstrap, startStatusServer, startWorkloadCerts, startXdsProxy } from './agent/components.js';
+import { logEffectiveConfig, logIdentity, planCertificates, prepareBootstrap, startStatusServer, startWorkloadCerts, startXdsProxy } from './agent/components.js';
 import { createSupervisor, superviseUntilStopped } from './agent/envoy.js';
 import { AgentNode } from './agent/node.js';
 import { startPodInfoReconfigure } from './agent/podinfo-reconfigure.js';
@@ -52,9 +52,10 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     const metrics = options.metrics ?? createAgentMetrics();
     const runtime = createAgentRuntimeMetrics(metrics.registry);
 
-    const node = new AgentNode(config, options.interfaces);
+    const certPlan = await planCertificates(config, log);
+    const node = new AgentNode(config, options.interfaces, { fileCredential: certPlan.external !== undefined });
     logIdentity(node, log);
-    const bootstrap = prepareBootstrap(config, log);
+    const bootstrap = prepareBootstrap(config, log, certPlan);
 
     const admin = stack.adopt(new EnvoyAdminClient({ host: node.identity.localhost, port: config.proxy.proxyAdminPort }), (a) => a.close(), 'admin client');
     const readiness = stack.use(
@@ -67,13 +68,20 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       'readiness',
     );
     const xds = stack.use(await startXdsProxy({ config, node, log, readiness, metrics }), 'xDS proxy');
-    const certs = stack.use(await startWorkloadCerts(config, bootstrap.writer.sds.absolute, log, metrics), 'SDS server');
+    const certs = stack.use(
+      await startWorkloadCerts(config, bootstrap.writer.sds.absolute, log, metrics, {
+        ...certPlan,
+        ...(bootstrap.writer.filesSds ? { filesSocketPath: bootstrap.writer.filesSds.absolute } : {}),
+      }),
+      'SDS server',
+    );
+    if (certs) stack.use(readiness.addNotReadyDetail(() => certs.unservable()));
 
     const supervisor = createSupervisor({ config, log, env: options.env, node, bootstrap: bootstrap.writer, configYaml: bootstrap.configYaml, admin, readiness, metrics: runtime });
     stack.use(readiness.whenReady(() => supervisor.markReady()));
     if (supervisorChannel.hasSubscribers) supervisorChannel.publish({ supervisor, config } satisfies SupervisorMessage);
 
-    const status = createAgentStatus({ config, node, supervisor, readiness, ...(xds ? { xds: xds.proxy } : {}), ...(certs ? { certificates: certs.manager } : {}) });
+    const status = createAgentStatus({ config, node, supervisor, readiness, ...(xds ? { xds: xds.proxy } : {}), ...(certs?.manager ? { certificates: certs.manager } : {}), ...(certs ? { sds: certs } : {}) });
     stack.use(await startStatusServer({ config, log, node, readiness, supervisor, metrics, status }), 'status server');
     stack.use(
       await startPodInfoReconfigure({

@@ -5,7 +5,8 @@
  */
 import type { AgentConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
-import { BootstrapWriter, readBootstrapOverride } from '../bootstrap/bootstrap.js';
+import path from 'node:path';
+import { BootstrapWriter, SPIFFE_UDS_DIR, readBootstrapOverride } from '../bootstrap/bootstrap.js';
 import { metricsLocalhostOnly } from '../bootstrap/data.js';
 import { formatGoDuration } from '../go/duration.js';
 import type { AgentMetrics } from '../metrics/registry.js';
@@ -52,11 +53,12 @@ export interface PreparedBootstrap {
 }
 
 /** Chooses the template, the SDS socket and the override; writes nothing yet (each Envoy start does). */
-export function prepareBootstrap(config: AgentConfig, log: Logger): PreparedBootstrap {
-  const writer = new BootstrapWriter(config);
+export function prepareBootstrap(config: AgentConfig, log: Logger, certs?: CertificatePlan): PreparedBootstrap {
+  const writer = new BootstrapWriter(config, { externalSds: certs?.external !== undefined });
   if (writer.template) log.info(`bootstrap template ${writer.template.path} (${writer.template.source})`);
   else log.info(`using customConfigFile ${writer.envoyPath} unchanged`);
   log.info(`SDS socket ${writer.sds.path} (${writer.sds.reason})`);
+  if (writer.filesSds) log.info(`file secrets SDS socket ${writer.filesSds.path} (${writer.filesSds.reason})`);
   if (config.standalone) log.info('standalone mode: no control plane, no xDS proxy');
   const override = readBootstrapOverride(config);
   if (override.error) log.error(`${override.error}; starting Envoy without --config-yaml`);
@@ -86,12 +88,41 @@ export async function startXdsProxy(o: XdsStepOptions): Promise<AgentXds | undef
   });
 }
 
-/** SPEC §7.3: the SDS server on the bootstrap's socket and the CA client behind it; none in standalone mode. */
-export async function startWorkloadCerts(config: AgentConfig, socketPath: string, log: Logger, metrics: AgentMetrics): Promise<WorkloadCertificates | undefined> {
+export interface CertificatePlan {
+  /** A healthy external SDS server on the workload socket (absolute path). */
+  external?: { socketPath: string };
+}
+
+/**
+ * Issue 14: before the bootstrap is chosen, is a healthy SDS server already on
+ * `./var/run/secrets/workload-spiffe-uds/socket` (Istio's check: a gRPC connection within 1 s)?
+ * A stale socket there is removed. Nothing to check in standalone mode.
+ */
+export async function planCertificates(config: AgentConfig, log: Logger): Promise<CertificatePlan> {
+  if (config.standalone) return {};
+  const { checkExternalSds } = await import('../sds/external.js');
+  const socketPath = path.resolve(config.cwd, SPIFFE_UDS_DIR, 'socket');
+  const check = await checkExternalSds(socketPath, log);
+  if (check.kind === 'stale-removed') log.info(`removed the unhealthy SDS socket ${socketPath} (${check.why})`);
+  if (check.kind !== 'healthy') return {};
+  log.info(`existing workload SDS socket found at ${socketPath}: the agent's SDS server will only serve files`);
+  return { external: { socketPath } };
+}
+
+/** SPEC §7.3, issue 14: the SDS server (and the CA client behind it, or mounted certificates, or files only); none in standalone mode. */
+export async function startWorkloadCerts(
+  config: AgentConfig,
+  socketPath: string,
+  log: Logger,
+  metrics: AgentMetrics,
+  plan: CertificatePlan & { filesSocketPath?: string } = {},
+): Promise<WorkloadCertificates | undefined> {
   if (config.standalone) return undefined;
   // Loaded on demand: the X.509 stack costs start-up time that standalone mode should not pay.
-  const { startWorkloadCertificates } = await import('../sds/workload.js');
-  return startWorkloadCertificates({ config, socketPath, log, registry: metrics.registry });
+  const [{ startWorkloadCertificates }, { chooseCertificateMode }] = await Promise.all([import('../sds/workload.js'), import('../sds/mode.js')]);
+  const mode = chooseCertificateMode(config, plan.external);
+  const bind = mode.kind === 'external' ? (plan.filesSocketPath ?? socketPath) : socketPath;
+  return startWorkloadCertificates({ config, socketPath: bind, log, mode, registry: metrics.registry });
 }
 
 export interface StatusStepOptions {

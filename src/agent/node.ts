@@ -14,8 +14,9 @@ export class AgentNode {
   constructor(
     private readonly config: AgentConfig,
     private readonly interfaces: Interfaces,
+    options: { fileCredential?: boolean } = {},
   ) {
-    this.startIdentity = computeIdentity(config, { interfaces });
+    this.startIdentity = computeIdentity(config, { interfaces, ...(options.fileCredential ? { fileCredential: true } : {}) });
     this.currentIdentity = this.startIdentity;
     this.currentAnnotations = config.pod.annotations;
   }

@@ -60,6 +60,8 @@ export interface AgentStatusOptions {
   readiness: ReadinessTracker;
   xds?: XdsProxy;
   certificates?: SecretManager;
+  /** SDS: default/ROOTCA source and every name served (issue 14). */
+  sds?: { snapshot(): object };
 }
 
 export function createAgentStatus(o: AgentStatusOptions): AgentStatus {
@@ -93,6 +95,8 @@ export function createAgentStatus(o: AgentStatusOptions): AgentStatus {
     snapshot: () => (xds ? { enabled: true, ...xds.snapshot() } : { enabled: false, reason: 'standalone mode: no control plane' }),
   });
   registry.register({ name: 'certificates', snapshot: certificatesProvider(config, o.certificates) });
+  const sds = o.sds;
+  if (sds) registry.register({ name: 'sds', snapshot: () => ({ ...sds.snapshot() }) });
   registry.register({ name: 'pod', snapshot: () => pod.snapshot() });
   registry.register({ name: 'metrics', snapshot: () => scrapes.snapshot() });
   return { registry, scrapes, pod };

@@ -15,6 +15,8 @@ import { parseTemplate, type Template } from './gotemplate/index.js';
 import type { NodeIdentity } from './node.js';
 
 export const SPIFFE_UDS_DIR = './var/run/secrets/workload-spiffe-uds';
+/** Istio's `FileCredentialNameSocketPath`. */
+export const FILE_CREDENTIAL_SOCKET = './var/run/secrets/credential-uds/files-socket';
 
 export interface SdsSocketChoice {
   /** As written into the bootstrap (relative to cwd, like Istio's). */
@@ -28,7 +30,11 @@ export interface SdsSocketChoice {
  * SPEC §4: `./var/run/secrets/workload-spiffe-uds/socket` when that directory exists and is
  * writable (current Istio), else `<configPath>/SDS` (the 1.6 location, inside the istio-envoy emptyDir).
  */
-export function chooseSdsSocket(config: AgentConfig): SdsSocketChoice {
+export function chooseSdsSocket(config: AgentConfig, externalSds = false): SdsSocketChoice {
+  if (externalSds) {
+    const p = `${SPIFFE_UDS_DIR}/socket`;
+    return { path: p, absolute: path.resolve(config.cwd, p), reason: `a healthy external SDS server listens on ${p}` };
+  }
   const dir = path.resolve(config.cwd, SPIFFE_UDS_DIR);
   try {
     if (fs.statSync(dir).isDirectory()) {
@@ -92,9 +98,16 @@ export function readBootstrapOverride(config: AgentConfig): { json?: string; err
   }
 }
 
+export interface BootstrapWriterOptions {
+  /** A healthy external SDS server owns the workload socket (issue 14): `sds-grpc` points at it, `sds-files-grpc` at the agent's file-credential socket. */
+  externalSds?: boolean;
+}
+
 /** Renders and writes the bootstrap; one instance per agent, parsed template reused. */
 export class BootstrapWriter {
   readonly sds: SdsSocketChoice;
+  /** The socket the agent's SDS server binds for file secrets when an external SDS server owns `sds`. */
+  readonly filesSds: SdsSocketChoice | undefined;
   readonly template: TemplateChoice | undefined;
   /** The path Envoy gets with `-c` (relative to cwd when configPath is). */
   readonly envoyPath: string;
@@ -102,8 +115,14 @@ export class BootstrapWriter {
   private readonly parsed: Template | undefined;
   private readonly custom: boolean;
 
-  constructor(private readonly config: AgentConfig) {
-    this.sds = chooseSdsSocket(config);
+  constructor(
+    private readonly config: AgentConfig,
+    options: BootstrapWriterOptions = {},
+  ) {
+    this.sds = chooseSdsSocket(config, options.externalSds ?? false);
+    this.filesSds = options.externalSds
+      ? { path: FILE_CREDENTIAL_SOCKET, absolute: path.resolve(config.cwd, FILE_CREDENTIAL_SOCKET), reason: 'file secrets, beside the external SDS server' }
+      : undefined;
     this.custom = config.proxy.customConfigFile !== '';
     if (this.custom) {
       this.envoyPath = config.proxy.customConfigFile;
@@ -122,7 +141,7 @@ export class BootstrapWriter {
   /** Renders the bootstrap text (pure given the inputs). */
   render(identity: NodeIdentity, annotations: Record<string, string>): string {
     if (!this.parsed) throw new Error('render() called with customConfigFile set');
-    const data = templateData({ config: this.config, identity, annotations, sdsSocketPath: this.sds.path });
+    const data = templateData({ config: this.config, identity, annotations, sdsSocketPath: this.sds.path, ...(this.filesSds ? { fileSdsSocketPath: this.filesSds.path } : {}) });
     return this.parsed.render(data);
   }
 

@@ -22,6 +22,8 @@ export interface TemplateInputs {
   /** Current pod annotations (for stats annotations). */
   annotations: Record<string, string>;
   sdsSocketPath: string;
+  /** The file-credential SDS socket (Istio's `custom_file_path`), set only when an external SDS server owns `sdsSocketPath`. */
+  fileSdsSocketPath?: string;
 }
 
 function splitList(s: string | undefined): string[] | undefined {
@@ -101,6 +103,7 @@ export function templateData(inputs: TemplateInputs): Record<string, unknown> {
     envoy_prometheus_port: config.env.ENVOY_PROMETHEUS_PORT,
     workload_identity_socket_file: 'socket',
     sds_socket_path: inputs.sdsSocketPath,
+    custom_file_path: inputs.fileSdsSocketPath ?? '',
     extraStatTags: extraStatTags(config, annotations),
     ...statsInclusions(config, annotations, identity.ips),
     outlier_log_path: config.outlierLogPath,

@@ -117,6 +117,11 @@ export interface IdentityInputs {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   /** The SDS socket file name (WORKLOAD_IDENTITY_SOCKET_FILE is Istio's default name). */
+  /**
+   * An external SDS server owns the workload socket (issue 14): Istio's raw metadata
+   * `file-credential: "true"` tells istiod to point file secrets at `sds-files-grpc`.
+   */
+  fileCredential?: boolean;
 }
 
 export function computeIdentity(config: AgentConfig, inputs: IdentityInputs): NodeIdentity {
@@ -193,6 +198,7 @@ export function computeIdentity(config: AgentConfig, inputs: IdentityInputs): No
   if (staticLabels !== undefined) typed.STATIC_LABELS = sortKeys(staticLabels);
   if (config.outlierLogPath !== '') typed.OUTLIER_LOG_PATH = config.outlierLogPath;
   if (config.stsPort > 0) typed.STS_PORT = String(config.stsPort);
+  if (inputs.fileCredential) meta['file-credential'] = 'true';
   // Empty strings are omitted, as Go's omitempty does for the typed string fields.
   for (const [k, v] of Object.entries(typed)) {
     if (v === '' || v === undefined) delete meta[k];

@@ -17,10 +17,10 @@
 import type { IssuedCertificate } from '../ca/chain.js';
 import { SECRET_TYPE_URL, type DiscoveryRequest, type SecretResource } from './proto.js';
 
-/** The workload certificate chain and key (Istio's `WorkloadKeyCertResourceName`). */
-export const WORKLOAD_SECRET = 'default';
-/** The trust bundle (Istio's `RootCertReqResourceName`). */
-export const ROOT_SECRET = 'ROOTCA';
+import { ROOT_SECRET, WORKLOAD_SECRET } from './names.js';
+
+/** `default`: the workload chain and key (Istio's `WorkloadKeyCertResourceName`); `ROOTCA`: the trust bundle. */
+export { ROOT_SECRET, WORKLOAD_SECRET };
 export const SERVED_SECRETS: readonly string[] = [WORKLOAD_SECRET, ROOT_SECRET];
 
 export function secretResource(name: string, cert: IssuedCertificate): SecretResource {

@@ -72,6 +72,7 @@ export class ReadinessTracker {
   private readonly readyListeners = new Set<() => void>();
   /** Recent transitions, for the status page (`snapshot`). */
   private readonly transitions = new Ring<{ at: number; ready: boolean; reason?: string }>(20);
+  private readonly details = new Set<() => string | undefined>();
   private readonly interval: number;
   private readonly fastInterval: number;
   private readonly fastWindow: number;
@@ -85,6 +86,21 @@ export class ReadinessTracker {
   }
 
   /** Calls `listener` each time an Envoy process passes (like `onReady`); disposing the result unsubscribes. */
+  /**
+   * Issue 14: `detail()` (e.g. the SDS names that cannot be served) is appended to every
+   * not-ready reason from Envoy's state while it returns text; dispose to remove it.
+   */
+  addNotReadyDetail(detail: () => string | undefined): Disposable {
+    this.details.add(detail);
+    return { [Symbol.dispose]: () => void this.details.delete(detail) };
+  }
+
+  private withDetails(r: ReadyState): ReadyState {
+    if (r.ready) return r;
+    const extra = [...this.details].map((d) => d()).filter((x): x is string => x !== undefined && x !== '');
+    return extra.length === 0 ? r : { ready: false, reason: `${r.reason}; ${extra.join('; ')}` };
+  }
+
   whenReady(listener: () => void): Disposable {
     this.readyListeners.add(listener);
     return { [Symbol.dispose]: () => void this.readyListeners.delete(listener) };
@@ -166,7 +182,7 @@ export class ReadinessTracker {
   private async poll(gen: number, signal: AbortSignal): Promise<void> {
     const fastUntil = performance.now() + this.fastWindow;
     while (!signal.aborted && gen === this.generation) {
-      const result = await this.checkOnce(signal);
+      const result = this.withDetails(await this.checkOnce(signal));
       if (signal.aborted || gen !== this.generation) return;
       this.set(result);
       if (result.ready) {

@@ -106,14 +106,15 @@ describe('serving secrets', () => {
     expect(text).toMatch(/debug SDS stream \d+: ACK default version /);
   });
 
-  test('unknown secret names are logged and not answered', async () => {
+  test('names that cannot be served are logged with the reason and left out; the stream serves the others', async () => {
     const w = await stack({ ca: caServer, env: ECDSA });
     const s = await open(w.socketPath);
-    s.send({ names: ['file-cert:/etc/certs/cert.pem~/etc/certs/key.pem'] });
+    s.send({ names: ['file-cert:/nonexistent/cert.pem~/nonexistent/key.pem', 'kubernetes://sec'] });
     s.send({ names: ['default'] });
     const res = await s.next();
     expect(res.secrets.map((x) => x.name)).toEqual(['default']);
-    expect(w.logs.text()).toContain('unknown secret "file-cert:/etc/certs/cert.pem~/etc/certs/key.pem" requested: only default and ROOTCA are served');
+    expect(w.logs.text()).toContain('cannot serve "file-cert:/nonexistent/cert.pem~/nonexistent/key.pem": certificate file /nonexistent/cert.pem: no such file');
+    expect(w.logs.text()).toContain('cannot serve "kubernetes://sec": SDS resource name "kubernetes://sec" is not served: expected default, ROOTCA, file-root:system');
   });
 
   test('a request before the first certificate waits for it (the stream is not failed)', async () => {

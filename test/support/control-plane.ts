@@ -424,3 +424,49 @@ export function testListener(name: string, port: number, cluster: string): Recor
     ],
   };
 }
+
+/** Istio's `sds_config` for a secret served over the gRPC cluster `cluster` (`sds-grpc`, or `sds-files-grpc` beside an external SDS server). */
+export function sdsConfig(cluster = 'sds-grpc'): Record<string, unknown> {
+  return {
+    api_config_source: {
+      api_type: 'GRPC',
+      set_node_on_first_message_only: true,
+      transport_api_version: 'V3',
+      grpc_services: [{ envoy_grpc: { cluster_name: cluster } }],
+    },
+    initial_fetch_timeout: { seconds: 0 },
+    resource_api_version: 'V3',
+  };
+}
+
+/**
+ * A cluster originating TLS with SDS secrets, as istiod builds it: `certificate` (e.g. `default`,
+ * `file-cert:<cert>~<key>`) as its TLS certificate, `validation` (e.g. `ROOTCA`, `file-root:<path>`,
+ * `file-root:system`) as its validation context; each on the gRPC SDS cluster given (default
+ * `sds-grpc`). Encoded with Envoy's protos (protobufjs `@type` form: the UpstreamTlsContext becomes a real `Any`).
+ */
+export function tlsCluster(
+  name: string,
+  secrets: { certificate?: string; validation?: string; certificateCluster?: string; validationCluster?: string; sni?: string },
+  port = 9,
+): Record<string, unknown> {
+  const common: Record<string, unknown> = {};
+  if (secrets.certificate) common.tls_certificate_sds_secret_configs = [{ name: secrets.certificate, sds_config: sdsConfig(secrets.certificateCluster) }];
+  if (secrets.validation) {
+    common.combined_validation_context = {
+      default_validation_context: {},
+      validation_context_sds_secret_config: { name: secrets.validation, sds_config: sdsConfig(secrets.validationCluster) },
+    };
+  }
+  return {
+    ...testCluster(name, port),
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+        common_tls_context: common,
+        ...(secrets.sni ? { sni: secrets.sni } : {}),
+      },
+    },
+  };
+}

@@ -131,6 +131,11 @@ export class AdsClient {
     this.openStream();
   }
 
+  /** Names of the accepted resources of `type` (what the double has now). */
+  knownNames(type: XdsType): string[] {
+    return [...this.types[type].resources.keys()];
+  }
+
   snapshot(): AdsSnapshot {
     const t = (s: TypeState) => ({
       version: s.version,
@@ -367,9 +372,15 @@ export function maybeStartAds(server: EnvoyDouble, env: Readonly<Record<string, 
     node: b.node,
     subscribe: { cds: viaAds('cds_config'), lds: viaAds('lds_config') },
     sink: {
-      configUpdate: (t, ok, detail) => server.configUpdate(t, ok, detail),
-      resourcesAccepted: (_t, resources) => {
-        for (const r of resources) server.sds?.requireSecretsIn(r);
+      configUpdate: (t, ok, detail) => {
+        if (t === 'cds' && ok) server.sds?.retainClusters(client.knownNames('cds'));
+        server.configUpdate(t, ok, detail);
+      },
+      resourcesAccepted: (t, resources) => {
+        for (const r of resources) {
+          const names = server.sds?.requireSecretsIn(r) ?? [];
+          if (t === 'cds' && typeof r.name === 'string') server.sds?.trackCluster(r.name, names);
+        }
       },
       changed: () => server.writeState(),
     },

@@ -18,6 +18,8 @@
  *   NACK with `error_detail` (code 13, Envoy's message), `update_rejected`, the previous secret
  *   kept. A stream that ends is reopened (100 ms doubling to 2 s) on the same channel;
  *   `connects` counts stream openings, so a test can tell a push from a reconnect.
+ * - `trackCluster(name, secrets)` (CDS clusters, from ads.ts): the cluster is warming until all its
+ *   secrets arrived (`cluster_manager.warming_clusters`, state file `clusters.warming`), as Envoy's.
  * - `snapshot()` is written to the state file under `sds` (PEMs included: test code).
  *
  * gRPC and the protos are loaded on first use, so doubles that never see SDS start as fast as before.
@@ -318,6 +320,7 @@ export class DoubleSds {
   private readonly subs = new Map<string, SecretSubscription>();
   private readonly clients = new Map<string, Grpc.Client>();
   private readonly waiting = new Set<string>();
+  private readonly warming = new Map<string, Set<string>>();
   private closed = false;
 
   constructor(readonly host: SdsHost) {}
@@ -361,7 +364,49 @@ export class DoubleSds {
 
   /** First accepted response for `name`. */
   received(name: string): void {
+    // Clusters first: a cluster is active before the init manager may declare LIVE.
+    for (const [cluster, missing] of this.warming) {
+      if (!missing.delete(name) || missing.size > 0) continue;
+      this.warming.delete(cluster);
+      this.host.stats.gauge('cluster_manager.warming_clusters').set(this.warming.size);
+      this.host.log.info('upstream', `warming cluster ${cluster} complete`);
+    }
+    this.host.changed();
     if (this.waiting.delete(name)) this.host.completeInitTarget(`sds:${name}`);
+  }
+
+  /**
+   * Envoy's cluster warming: a CDS cluster whose TLS context references SDS secrets not yet
+   * received stays warming (`cluster_manager.warming_clusters`, the state file's
+   * `clusters.warming`) until every one of them has arrived; then it is active.
+   */
+  trackCluster(cluster: string, secrets: string[]): void {
+    const missing = new Set(secrets.filter((n) => !((this.subs.get(n)?.record.updates ?? 0) > 0)));
+    if (missing.size === 0) {
+      this.warming.delete(cluster);
+    } else {
+      this.warming.set(cluster, missing);
+      this.host.log.debug('upstream', `cluster ${cluster} warming: waiting for secrets ${[...missing].join(',')}`);
+    }
+    this.host.stats.gauge('cluster_manager.warming_clusters').set(this.warming.size);
+    this.host.changed();
+  }
+
+  /** A SotW CDS update names every cluster: those not in it are gone (and no longer warming). */
+  retainClusters(names: string[]): void {
+    const keep = new Set(names);
+    let changed = false;
+    for (const c of [...this.warming.keys()]) if (!keep.has(c)) changed = this.warming.delete(c) || changed;
+    if (!changed) return;
+    this.host.stats.gauge('cluster_manager.warming_clusters').set(this.warming.size);
+    this.host.changed();
+  }
+
+  /** The state file's `clusters` value: warming cluster → secrets it waits for. */
+  clusterSnapshot(): { warming: Record<string, string[]> } {
+    const warming: Record<string, string[]> = {};
+    for (const [c, m] of this.warming) warming[c] = [...m].sort();
+    return { warming };
   }
 
   private client(cluster: string, ep: Address, c: Codec): Grpc.Client {
@@ -409,6 +454,7 @@ export function attachSds(server: EnvoyDouble): DoubleSds {
   });
   server.sds = sds;
   server.stateSections.set('sds', () => sds.snapshot());
+  server.stateSections.set('clusters', () => sds.clusterSnapshot());
   server.shutdownHooks.push(() => sds.close());
   sds.requireSecretsIn(server.bootstrap.raw.static_resources);
   return sds;
