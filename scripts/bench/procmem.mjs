@@ -63,7 +63,7 @@ export const mib = (k) => `${(k / 1024).toFixed(1)} MiB`;
 /** One line: RSS, RssAnon, Pss_Anon, and met/missed against `budget` (MiB of private memory). */
 export function memLine(label, m, budget) {
   const verdict = budget === undefined ? '' : `  budget private <= ${budget} MiB: ${Math.max(m.rssAnon, m.pssAnon) <= budget * 1024 ? 'met' : 'MISSED'}`;
-  return `${label.padEnd(44)} RSS ${mib(m.rss).padStart(9)}  RssAnon ${mib(m.rssAnon).padStart(9)}  Pss_Anon ${mib(m.pssAnon).padStart(9)}${verdict}`;
+  return `${label.padEnd(48)} RSS ${mib(m.rss).padStart(9)}  RssAnon ${mib(m.rssAnon).padStart(9)}  Pss_Anon ${mib(m.pssAnon).padStart(9)}${verdict}`;
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
