@@ -61,12 +61,18 @@ export const EXPERIMENT_FLAGS = process.env.BENCH_LAUNCHER_FLAGS === undefined ?
 export const AGENT_NODE_FLAGS = EXPERIMENT_FLAGS ?? LAUNCHER_NODE_FLAGS;
 
 /**
+ * `BENCH_CLI` (env, a path) runs another entry point instead of the launcher, as
+ * `node <AGENT_NODE_FLAGS> <path> …`: for build experiments (e.g. the CLI compiled to CommonJS).
+ */
+const EXPERIMENT_CLI = process.env.BENCH_CLI ? path.resolve(process.env.BENCH_CLI) : undefined;
+
+/**
  * Runs the launcher as the image does: exec'd directly (its `#!` line applies), node from the
- * PATH (this node first). With BENCH_LAUNCHER_FLAGS, node with those flags runs the launcher.
+ * PATH (this node first). With BENCH_LAUNCHER_FLAGS or BENCH_CLI, node runs the entry itself.
  */
 export function spawnAgent(args, options) {
   const env = { ...options.env, PATH: `${path.dirname(process.execPath)}:${options.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin'}` };
-  if (EXPERIMENT_FLAGS) return spawn(process.execPath, [...EXPERIMENT_FLAGS, CLI, ...args], { ...options, env });
+  if (EXPERIMENT_FLAGS || EXPERIMENT_CLI) return spawn(process.execPath, [...AGENT_NODE_FLAGS, EXPERIMENT_CLI ?? CLI, ...args], { ...options, env });
   return spawn(CLI, args, { ...options, env });
 }
 
