@@ -133,12 +133,15 @@ function get(port, urlPath) {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port, path: urlPath, agent: client, headers: { accept: 'text/plain;version=0.0.4' } }, (res) => {
+      .get({ host: '127.0.0.1', port, path: urlPath, agent: client, headers: { accept: 'text/plain;version=0.0.4' }, timeout: 60_000 }, (res) => {
         let bytes = 0;
         let first;
         res.on('data', (c) => { first ??= performance.now() - t0; bytes += c.length; });
         res.on('end', () => resolve({ ms: performance.now() - t0, first, bytes, status: res.statusCode }));
         res.on('error', reject);
+      })
+      .on('timeout', function onTimeout() {
+        this.destroy(new Error(`GET 127.0.0.1:${port}${urlPath}: no progress for 60 s`));
       })
       .on('error', reject);
   });
