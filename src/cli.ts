@@ -5,7 +5,6 @@
  */
 import type { Command, CommandContext } from './command.js';
 import { AgentError, describeError } from './errors.js';
-import { installUtcDateFormatting } from './utc-date.js';
 
 const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }> = {
   proxy: { load: async () => (await import('./proxy/command.js')).proxyCommand, summary: 'XDS proxy agent (proxy [sidecar|router])' },
@@ -45,7 +44,6 @@ export function usage(): string {
 }
 
 export async function main(argv: string[], ctx?: Partial<CommandContext>): Promise<number> {
-  installUtcDateFormatting(); // before any Date string: keeps ICU's time-zone tables out (see utc-date.ts)
   const context: CommandContext = {
     env: ctx?.env ?? process.env,
     cwd: ctx?.cwd ?? process.cwd(),

@@ -52,10 +52,47 @@ export const LAUNCHER_NODE_FLAGS = (() => {
 })();
 
 /**
+ * `BENCH_LAUNCHER_FLAGS` (env, space-separated; `none` for no flag) replaces the launcher's node
+ * flags for an experiment: the agent then runs as `node <flags> bin/pilot-agent.js …`.
+ */
+export const EXPERIMENT_FLAGS = process.env.BENCH_LAUNCHER_FLAGS === undefined ? undefined : process.env.BENCH_LAUNCHER_FLAGS.split(' ').filter((f) => f !== '' && f !== 'none');
+
+/** The node flags the agent runs with in this benchmark run. */
+export const AGENT_NODE_FLAGS = EXPERIMENT_FLAGS ?? LAUNCHER_NODE_FLAGS;
+
+/**
+ * `BENCH_CLI` (env, a path) runs another entry point instead of the launcher, as
+ * `node <AGENT_NODE_FLAGS> <path> …`: for build experiments (e.g. the CLI compiled to CommonJS).
+ */
+const EXPERIMENT_CLI = process.env.BENCH_CLI ? path.resolve(process.env.BENCH_CLI) : undefined;
+
+/**
  * Runs the launcher as the image does: exec'd directly (its `#!` line applies), node from the
- * PATH (this node first).
+ * PATH (this node first). With BENCH_LAUNCHER_FLAGS or BENCH_CLI, node runs the entry itself.
  */
 export function spawnAgent(args, options) {
   const env = { ...options.env, PATH: `${path.dirname(process.execPath)}:${options.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin'}` };
+  if (EXPERIMENT_FLAGS || EXPERIMENT_CLI) return spawn(process.execPath, [...AGENT_NODE_FLAGS, EXPERIMENT_CLI ?? CLI, ...args], { ...options, env });
   return spawn(CLI, args, { ...options, env });
+}
+
+/** The real istio-proxy capture (the double's default `/stats/prometheus` fixture). */
+export const CAPTURE = path.join(ROOT, 'test/fixtures/envoy/stats-prometheus.istio-proxy.datadog.txt');
+
+/**
+ * An Envoy `/stats/prometheus` body of about `targetBytes`, like an Envoy with many clusters:
+ * the capture's families, its series repeated with a distinguishing label (# TYPE lines once),
+ * no final newline (Envoy's quirk).
+ */
+export function envoyBody(targetBytes) {
+  const capture = fs.readFileSync(CAPTURE, 'utf8');
+  const parts = [`${capture}\n`];
+  let size = parts[0].length;
+  const samples = capture.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+  for (let copy = 1; size < targetBytes; copy++) {
+    const text = `${samples.map((l) => l.replace(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{\}|\{)?/, (_m, name, brace) => (brace === '{' ? `${name}{bench_copy="${copy}",` : `${name}{bench_copy="${copy}"}`))).join('\n')}\n`;
+    parts.push(text);
+    size += text.length;
+  }
+  return Buffer.from(parts.join('').slice(0, -1));
 }

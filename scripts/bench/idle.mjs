@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * The agent's resident memory in a steady state (issue 4: idle RSS ≤ 48,940 KiB, the Go
- * pilot-agent's RSS in the seed's `ps`). Run after `npm run build`:
- *   node scripts/bench/idle.mjs [--standalone] [--scrapes 20] [--settle-s 10] [--prom-fixture <file>]
+ * The agent's memory as the seed pod runs it, against issue 12's private-memory budgets (idle
+ * <= 20 MiB; <= 28 MiB peak during a burst; <= 22 MiB within 30 s after). Run after `npm run build`:
+ *   node scripts/bench/idle.mjs [--standalone] [--scrapes 20] [--settle-s 10] [--burst 20] [--burst-mb 10]
+ *        [--prom-fixture <file>] [--node <path> | --node-both]
  *
  * Execs the launcher as the image does, with the seed pod's args/env and the Envoy double as
  * Envoy serving the real istio-proxy capture on its Prometheus port. By default the agent runs
@@ -10,29 +11,44 @@
  * its CDS/LDS through the agent's xDS proxy), the test CA over TLS as istiod's CA (the agent
  * sends a CSR and serves the chain over SDS, which the double fetches before going LIVE), and
  * the podinfo files. `--standalone` measures the agent without a control plane.
- * Prints VmRSS:
+ * Prints RSS, RssAnon and Pss_Anon (scripts/bench/procmem.mjs):
  *   1. when `/healthz/ready` first answers 200;
- *   2. after --settle-s seconds without traffic;
- *   3. after --scrapes merged scrapes of `/stats/prometheus` (one every 100 ms, as a busy
- *      Prometheus would not) and --settle-s seconds more.
- * Also the breakdown of (3) into the node binary's pages, other files, and anonymous memory.
+ *   2. after --settle-s seconds without traffic (budget: idle);
+ *   3. after --scrapes merged scrapes of `/stats/prometheus` (one every 100 ms) and --settle-s more;
+ *   4. the peak (sampled every 10 ms) during --burst concurrent merged scrapes of a --burst-mb MB
+ *      Envoy body (the capture's series repeated; budget: peak), then 10 s and 30 s after it
+ *      (budget: after, at +30 s);
+ * the breakdown of (3) into the node binary's pages, other files and anonymous memory; and, for
+ * scale, a bare `node` and a node that only loads grpc-js and protobufjs and opens idle HTTP,
+ * HTTP/2 and gRPC servers. `--node <path>` runs it all under that node, `--node-both` under this
+ * node and then node 24; BENCH_LAUNCHER_FLAGS replaces the launcher's node flags (agent.mjs).
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { AGENT_ARGS, LAUNCHER_NODE_FLAGS, ROOT, agentEnv, arg, spawnAgent } from './agent.mjs';
+import { AGENT_ARGS, AGENT_NODE_FLAGS, CAPTURE, ROOT, agentEnv, arg, envoyBody, spawnAgent } from './agent.mjs';
+import { BUDGETS, memLine, mib, readMem, rerunUnderNodes, rssByMapping, sampleMem, sleep } from './procmem.mjs';
+import { fileURLToPath } from 'node:url';
+
+const rerun = rerunUnderNodes(fileURLToPath(import.meta.url));
+if (rerun !== undefined) process.exit(rerun);
 
 const scrapes = arg('scrapes', 20);
 const settleMs = arg('settle-s', 10) * 1000;
+const burst = arg('burst', 20);
+const burstMb = arg('burst-mb', 10);
 const fixtureArg = process.argv.indexOf('--prom-fixture');
-const promFixture = fixtureArg >= 0 ? path.resolve(process.argv[fixtureArg + 1]) : path.join(ROOT, 'test/fixtures/envoy/stats-prometheus.istio-proxy.datadog.txt');
+const sourceFixture = fixtureArg >= 0 ? path.resolve(process.argv[fixtureArg + 1]) : CAPTURE;
 
 const standalone = process.argv.includes('--standalone');
 const dist = (rel) => new URL(`file://${path.join(ROOT, 'dist', rel)}`).href;
 const cleanups = [];
 const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-agent-bench-idle-'));
+// The double reads its fixture on every scrape: the burst swaps the file for the big body.
+const promFixture = path.join(cwd, 'stats-prometheus.txt');
+fs.copyFileSync(sourceFixture, promFixture);
 const extraEnv = { ENVOY_DOUBLE_PROM_FIXTURE: promFixture, ...JSON.parse(process.env.BENCH_CHILD_ENV ?? '{}') };
 let proxyConfig = {};
 if (!standalone) {
@@ -82,18 +98,22 @@ child.stderr.setEncoding('utf8').on('data', (d) => (stderr = (stderr + d).slice(
 const exited = new Promise((resolve) => child.once('exit', resolve));
 
 const kib = (key, text) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-const rss = () => kib('VmRSS', fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-const mib = (k) => `${(k / 1024).toFixed(1)} MiB`;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const mem = () => {
+  const m = readMem(child.pid);
+  if (!m) throw new Error(`the agent exited:\n${stderr}`);
+  return m;
+};
 
 function get(urlPath) {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port: status, path: urlPath, agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port: status, path: urlPath, agent: false, timeout: 60_000 }, (res) => {
       let bytes = 0;
       res.on('data', (c) => (bytes += c.length));
       res.on('end', () => resolve({ status: res.statusCode, bytes }));
+      res.on('error', (err) => resolve({ status: 0, bytes, error: err.message }));
     });
-    req.on('error', () => resolve({ status: 0, bytes: 0 }));
+    req.on('timeout', () => req.destroy(new Error(`no progress for 60 s on ${urlPath}`)));
+    req.on('error', (err) => resolve({ status: 0, bytes: 0, error: err.message }));
   });
 }
 
@@ -103,34 +123,51 @@ try {
     if (Date.now() > deadline) throw new Error(`the agent did not become ready:\n${stderr}`);
     await sleep(20);
   }
-  const atReady = rss();
+  const atReady = mem();
   await sleep(settleMs);
-  const settled = rss();
+  const settled = mem();
   let body = 0;
   for (let i = 0; i < scrapes; i++) {
     const r = await get('/stats/prometheus');
-    if (r.status !== 200) throw new Error(`scrape answered ${r.status}`);
+    if (r.status !== 200) throw new Error(`scrape answered ${r.status} ${r.error ?? ""}\n${stderr.slice(-3000)}`);
     body = r.bytes;
     await sleep(100);
   }
   await sleep(settleMs);
-  const afterScrapes = rss();
+  const afterScrapes = mem();
+  const byMapping = rssByMapping(child.pid);
+  const nodeBinary = [...byMapping].filter(([name]) => path.basename(name) === 'node').reduce((n, [, kb]) => n + kb, 0);
   const rollup = fs.readFileSync(`/proc/${child.pid}/smaps_rollup`, 'utf8');
-  let nodeBinary = 0;
-  let name = '';
-  for (const line of fs.readFileSync(`/proc/${child.pid}/smaps`, 'utf8').split('\n')) {
-    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (m) name = m[1];
-    else if (line.startsWith('Rss:') && path.basename(name) === 'node') nodeBinary += Number(line.split(/\s+/)[1]);
-  }
   const anon = kib('Anonymous', rollup);
   const total = kib('Rss', rollup);
-  console.log(`${standalone ? 'standalone (no control plane)' : 'as in the seed pod (xDS proxy, CA client, SDS)'}`);
-  console.log(`agent RSS when first ready      : ${mib(atReady)}`);
-  console.log(`agent RSS idle ${settleMs / 1000} s later         : ${mib(settled)}   (target <= 47.8 MiB = 48,940 KiB, the Go pilot-agent in the seed)`);
-  console.log(`after ${scrapes} merged scrapes (${(body / 1024).toFixed(0)} KiB each) + ${settleMs / 1000} s: ${mib(afterScrapes)}`);
+
+  const big = envoyBody(burstMb * 1e6);
+  fs.writeFileSync(`${promFixture}.new`, big);
+  fs.renameSync(`${promFixture}.new`, promFixture);
+  const sampler = sampleMem(child.pid);
+  const t0 = performance.now();
+  const results = await Promise.all(Array.from({ length: burst }, () => get('/stats/prometheus')));
+  const burstMs = performance.now() - t0;
+  const peak = sampler.stop();
+  // A failed scrape is reported, not fatal: the memory figures still stand (a loaded machine can
+  // make the agent's Envoy source time out).
+  const failed = results.filter((r) => r.status !== 200 || r.bytes < big.length);
+  await sleep(10_000);
+  const after10 = mem();
+  await sleep(20_000);
+  const after30 = mem();
+
+  console.log(`node ${process.version}, agent node flags: ${AGENT_NODE_FLAGS.join(' ') || '(none)'}; ${standalone ? 'standalone (no control plane)' : 'as in the seed pod (xDS proxy, CA client, SDS)'}`);
+  console.log(memLine('agent when first ready', atReady));
+  console.log(memLine(`idle ${settleMs / 1000} s later`, settled, BUDGETS.idle));
+  console.log(memLine(`after ${scrapes} scrapes (${(body / 1024).toFixed(0)} KiB) + ${settleMs / 1000} s`, afterScrapes, BUDGETS.idle));
   console.log(`  of which: node binary pages ${mib(nodeBinary)}, other files ${mib(total - anon - nodeBinary)}, anonymous ${mib(anon)}`);
-  // For scale, with the launcher's flags: a bare node doing nothing, and a node that only loads
+  console.log(memLine(`peak during ${burst} x ${(big.length / 1e6).toFixed(1)} MB merged scrapes`, peak, BUDGETS.peak) + `  (${burstMs.toFixed(0)} ms)`);
+  if (failed.length > 0) console.log(`  ${failed.length} of ${burst} burst scrapes failed or came back short: ${JSON.stringify(failed.map((r) => [r.status, r.bytes, r.error]))}`);
+  console.log(memLine('10 s after the burst', after10));
+  console.log(memLine('30 s after the burst', after30, BUDGETS.after));
+  console.log(`(RSS target <= 47.8 MiB = 48,940 KiB, the Go pilot-agent in the seed's ps)`);
+  // For scale, with the agent's flags: a bare node doing nothing, and a node that only loads
   // the libraries the agent cannot do without (grpc-js, protobufjs) and opens what it serves
   // (an HTTP server, an HTTP/2 server, a gRPC server; node:tls loaded), running nothing.
   const floorScript = `
@@ -141,11 +178,11 @@ try {
     setTimeout(() => process.exit(0), 5000);`;
   for (const [label, args] of [
     ['a bare `node`', ['-e', 'setTimeout(() => {}, 5000)']],
-    ['a node with only grpc-js, protobufjs, and idle http/http2/gRPC servers', ['-e', floorScript]],
+    ['node + grpc-js, protobufjs, idle servers', ['-e', floorScript]],
   ]) {
-    const p = spawn(process.execPath, [...LAUNCHER_NODE_FLAGS, ...args], { stdio: 'ignore', cwd: ROOT, env: { PATH: env.PATH } }); // the agent's clean env
+    const p = spawn(process.execPath, [...AGENT_NODE_FLAGS, ...args], { stdio: 'ignore', cwd: ROOT, env: { PATH: env.PATH } }); // the agent's clean env
     await sleep(1500);
-    console.log(`(${label}, same flags: ${mib(kib('VmRSS', fs.readFileSync(`/proc/${p.pid}/status`, 'utf8')))})`);
+    console.log(memLine(`(for scale) ${label}`, readMem(p.pid)));
     p.kill();
   }
 } finally {

@@ -2,6 +2,7 @@
 /**
  * Merged-metrics benchmark (SPEC §6.2). Run after `npm run build`:
  *   node scripts/bench/metrics.mjs [--runs 40] [--envoy-mb 10] [--app-mb 1] [--concurrency 20]
+ *        [--node <path> | --node-both]
  *
  * The agent's status server runs in a child process (compiled `dist/`), so its RSS is its own;
  * a loopback server stands in for Envoy (10 MB body built from the real istio-proxy capture)
@@ -9,8 +10,11 @@
  * (bin/pilot-agent.js's `#!` line). Prints, in one run (series interleaved run by run):
  *   - merged scrape p50/p99 vs fetching the Envoy body alone (target ratio ≤ 1.2×), and a plain
  *     relay (node:http in and out, no merging) as the floor any relay pays on this machine;
- *   - the child's RSS at start, idle after the runs, and its peak growth during N concurrent
- *     merged scrapes (target ≤ 32 MB).
+ *   - the child's RSS, RssAnon and Pss_Anon (read from /proc by this process, procmem.mjs) at
+ *     start, idle after the runs, their peak during N concurrent merged scrapes (sampled every
+ *     10 ms) and 10 s / 30 s after, against the private-memory budgets (issue 12).
+ * The child runs with the agent's node flags only (AGENT_NODE_FLAGS: the launcher's, or
+ * BENCH_LAUNCHER_FLAGS), so a flag's effect on the scrape path is what is measured.
  * Knobs (env): BENCH_ONLY=merged|floor (skip the other relay series), BENCH_MEMDIAG=1 (where the
  * memory is), BENCH_CPU_PROF=<dir> (the child's CPU profile), BENCH_NODE_FLAGS / BENCH_CHILD_ENV
  * (extra node flags / env JSON for the child, to try runtime tuning).
@@ -103,21 +107,6 @@ async function runAgent() {
 }
 
 // ---------------------------------------------------------------- bench driver
-function envoyBody(targetBytes) {
-  const capture = fs.readFileSync(path.join(ROOT, 'test/fixtures/envoy/stats-prometheus.istio-proxy.datadog.txt'), 'utf8');
-  // Like an Envoy with many clusters: the capture's 190 families, its series repeated with a
-  // distinguishing label until the body reaches the target size (# TYPE lines once).
-  const parts = [`${capture}\n`];
-  let size = parts[0].length;
-  const samples = capture.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
-  for (let copy = 1; size < targetBytes; copy++) {
-    const text = `${samples.map((l) => l.replace(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{\}|\{)?/, (_m, name, brace) => (brace === '{' ? `${name}{bench_copy="${copy}",` : `${name}{bench_copy="${copy}"}`))).join('\n')}\n`;
-    parts.push(text);
-    size += text.length;
-  }
-  return Buffer.from(parts.join('').slice(0, -1)); // Envoy's quirk: no final newline
-}
-
 function appBody(targetBytes) {
   const lines = [];
   let size = 0;
@@ -144,12 +133,15 @@ function get(port, urlPath) {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port, path: urlPath, agent: client, headers: { accept: 'text/plain;version=0.0.4' } }, (res) => {
+      .get({ host: '127.0.0.1', port, path: urlPath, agent: client, headers: { accept: 'text/plain;version=0.0.4' }, timeout: 60_000 }, (res) => {
         let bytes = 0;
         let first;
         res.on('data', (c) => { first ??= performance.now() - t0; bytes += c.length; });
         res.on('end', () => resolve({ ms: performance.now() - t0, first, bytes, status: res.statusCode }));
         res.on('error', reject);
+      })
+      .on('timeout', function onTimeout() {
+        this.destroy(new Error(`GET 127.0.0.1:${port}${urlPath}: no progress for 60 s`));
       })
       .on('error', reject);
   });
@@ -174,6 +166,9 @@ function ask(child, msg, replyType) {
 }
 
 async function main() {
+  // Not in the child: its memory is measured.
+  const { AGENT_NODE_FLAGS, envoyBody } = await import('./agent.mjs');
+  const { BUDGETS, memLine, readMem, sampleMem, sleep } = await import('./procmem.mjs');
   const runs = arg('runs', 40);
   const envoyMb = arg('envoy-mb', 10);
   const appMb = arg('app-mb', 1);
@@ -182,15 +177,15 @@ async function main() {
   const appPayload = appBody(appMb * 1e6);
   const app = await serve(appPayload, 'text/plain; version=0.0.4; charset=utf-8');
   const envoyPort = envoy.address().port;
-  const { LAUNCHER_NODE_FLAGS } = await import('./agent.mjs'); // not in the child: its RSS is measured
   const child = fork(fileURLToPath(import.meta.url), ['--agent', String(envoyPort), String(appMb > 0 ? app.address().port : 0)], {
-    // The launcher's node flags (as in the image); --expose-gc also lets 'idle' collect first.
-    execArgv: [...new Set([...LAUNCHER_NODE_FLAGS, '--expose-gc', ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)]), ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
+    // The agent's node flags (as in the image), plus any BENCH_NODE_FLAGS.
+    execArgv: [...new Set([...AGENT_NODE_FLAGS, ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)]), ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...(process.env.BENCH_CHILD_ENV ? JSON.parse(process.env.BENCH_CHILD_ENV) : {}) },
   });
   const { port, passthroughPort } = await new Promise((resolve) => child.once('message', resolve));
   const atStart = await ask(child, { type: 'idle' }, 'idle');
+  const memAtStart = readMem(child.pid);
 
   // The three series are interleaved run by run, so machine noise hits them alike.
   const series = {
@@ -216,12 +211,19 @@ async function main() {
 
   const afterRuns = await ask(child, { type: 'idle' }, 'idle');
   const idle = afterRuns.rss;
+  const memIdle = readMem(child.pid);
+  const sampler = sampleMem(child.pid);
   await ask(child, { type: 'sample-start' }, 'sampling');
   const t0 = performance.now();
   const all = await Promise.all(Array.from({ length: concurrency }, () => get(port, '/stats/prometheus')));
   const concurrentMs = performance.now() - t0;
   const peak = (await ask(child, { type: 'sample-stop' }, 'peak')).rss;
+  const memPeak = sampler.stop();
   if (all.some((r) => r.status !== 200 || r.bytes < merged.bytes * 0.9)) throw new Error('a concurrent scrape failed');
+  await sleep(10_000);
+  const memAfter10 = readMem(child.pid);
+  await sleep(20_000);
+  const memAfter30 = readMem(child.pid);
 
   const mb = (b) => (b / 1024 / 1024).toFixed(1);
   const f = (x) => x.toFixed(1);
@@ -233,6 +235,12 @@ async function main() {
   console.log(`ratio merged/alone: p50 ${(merged.p50 / alone.p50).toFixed(2)}x  p99 ${(merged.p99 / alone.p99).toFixed(2)}x  (target <= 1.2x)`);
   console.log(`agent RSS at start ${mb(atStart.rss)} MiB (heap used ${mb(atStart.heapUsed)} MiB); idle after ${runs + 5} scrapes ${mb(idle)} MiB (heap used after GC ${mb(afterRuns.heapUsed)} MiB)`);
   console.log(`agent RSS idle ${mb(idle)} MiB; peak during ${concurrency} concurrent scrapes ${mb(peak)} MiB; growth ${mb(peak - idle)} MiB (target <= 32 MiB); wall ${f(concurrentMs)} ms`);
+  console.log(`agent code on node ${process.version}, flags: ${AGENT_NODE_FLAGS.join(' ') || '(none)'}`);
+  console.log(memLine('agent at start', memAtStart));
+  console.log(memLine(`idle after ${runs + 5} scrapes`, memIdle, BUDGETS.idle));
+  console.log(memLine(`peak during ${concurrency} concurrent merged scrapes`, memPeak, BUDGETS.peak));
+  console.log(memLine('10 s after', memAfter10));
+  console.log(memLine('30 s after', memAfter30, BUDGETS.after));
 
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.send({ type: 'exit' });
@@ -242,4 +250,9 @@ async function main() {
 }
 
 if (process.argv[2] === '--agent') await runAgent();
-else await main();
+else {
+  const { rerunUnderNodes } = await import('./procmem.mjs');
+  const rerun = rerunUnderNodes(fileURLToPath(import.meta.url));
+  if (rerun !== undefined) process.exit(rerun);
+  await main();
+}

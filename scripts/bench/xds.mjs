@@ -2,6 +2,7 @@
 /**
  * xDS proxy benchmark (SPEC §7.1). Run after `npm run build`:
  *   node scripts/bench/xds.mjs [--runs 30] [--mb 5] [--pushes 10] [--swaps 10] [--no-overhead] [--no-rss]
+ *        [--node <path> | --node-both]
  *
  * 1. Overhead: an ADS client (Envoy's role) asks for a ~5 MB DiscoveryResponse (real Cluster
  *    protos) and times request → whole response, directly from a gRPC server over TCP (istiod's
@@ -9,8 +10,9 @@
  *    Prints p50/p99 of both and the ratio (target ≤ 1.1×), for SotW and Delta.
  * 2. Memory: the real agent (`pilot-agent proxy sidecar`, Envoy double, test control plane)
  *    while the control plane pushes `--pushes` × 5 MB CDS responses through the proxy to the
- *    double, which decodes and ACKs each one. Prints the agent's RSS before, its peak during,
- *    and after.
+ *    double, which decodes and ACKs each one. Prints the agent's RSS, RssAnon and Pss_Anon
+ *    (procmem.mjs) before, their peak during (sampled every 10 ms), 10 s and 30 s after, against
+ *    the private-memory budgets (peak <= 28 MiB, <= 22 MiB at +30 s).
  * 3. Podinfo: kubelet-style label swaps (`--swaps` [10], 5.2 s apart because the agent resets
  *    Envoy's stream at most once per 5 s) → the time until the control plane sees the new LABELS
  *    on a new stream (p50/p99; target p99 ≤ 1 s). Uses the agent's podinfo watcher.
@@ -20,7 +22,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnAgent as execLauncher } from './agent.mjs';
+import { AGENT_NODE_FLAGS, spawnAgent as execLauncher } from './agent.mjs';
+import { BUDGETS, memLine, readMem, rerunUnderNodes, sampleMem, sleep } from './procmem.mjs';
+
+const rerun = rerunUnderNodes(fileURLToPath(import.meta.url));
+if (rerun !== undefined) process.exit(rerun);
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (rel) => new URL(`file://${path.join(ROOT, 'dist', rel)}`).href;
@@ -110,12 +116,6 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 const ms = (x) => `${x.toFixed(1)} ms`;
-const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
-
-function rssKb(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
-}
 
 async function waitFor(what, fn, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
@@ -276,16 +276,9 @@ async function agentRss(pushes, sizeMb) {
     await waitFor('the double to be LIVE', () => state()?.state === 'LIVE').catch((err) => {
       throw new Error(`${err.message}\n--- agent stderr ---\n${agent.stderr().slice(-3000)}`);
     });
-    await new Promise((r) => setTimeout(r, 500));
-    const before = rssKb(agent.pid);
-    let peak = before;
-    const sampler = setInterval(() => {
-      try {
-        peak = Math.max(peak, rssKb(agent.pid));
-      } catch {
-        // exited
-      }
-    }, 10);
+    await sleep(500);
+    const before = readMem(agent.pid);
+    const sampler = sampleMem(agent.pid);
     const t0 = performance.now();
     const accepted0 = state().ads.cds.accepted;
     for (let i = 0; i < pushes; i++) {
@@ -293,13 +286,17 @@ async function agentRss(pushes, sizeMb) {
     }
     await waitFor('every push ACKed', () => cp.allRequests().filter((r) => r.typeUrl === CLUSTER && r.nonce !== '').length >= accepted0 + pushes, 120_000);
     const elapsed = performance.now() - t0;
-    clearInterval(sampler);
-    await new Promise((r) => setTimeout(r, 500));
-    const after = rssKb(agent.pid);
+    const peak = sampler.stop();
+    await sleep(10_000);
+    const after10 = readMem(agent.pid);
+    await sleep(20_000);
+    const after = readMem(agent.pid);
     const bytes = cp.streams.flatMap((s) => s.responses).slice(-pushes).reduce((n, r) => n + r.bytes, 0);
-    console.log(
-      `agent RSS with ${pushes} × ${(bytes / pushes / 1e6).toFixed(2)} MB CDS pushes through the proxy: before ${mb(before)}, peak ${mb(peak)} (+${mb(peak - before)}), after ${mb(after)}; all ACKed in ${ms(elapsed)}`,
-    );
+    console.log(`agent (node ${process.version}, flags: ${AGENT_NODE_FLAGS.join(' ') || '(none)'}) with ${pushes} × ${(bytes / pushes / 1e6).toFixed(2)} MB CDS pushes through the proxy; all ACKed in ${ms(elapsed)}`);
+    console.log(memLine('  before the pushes', before));
+    console.log(memLine('  peak during the pushes', peak, BUDGETS.peak));
+    console.log(memLine('  10 s after', after10));
+    console.log(memLine('  30 s after', after, BUDGETS.after));
     return { before, peak, after, elapsed };
   } finally {
     await agent.dispose();

@@ -16,7 +16,10 @@
  * collections come rarely and dead read buffers pile up (tens of MiB under concurrent
  * scrapes). When the runtime exposes `gc` (the launcher runs node with `--expose-gc`),
  * `consume` asks for a minor collection after every RECLAIM_EVERY_BYTES read, whatever the
- * number of concurrent scrapes: dead read buffers stay bounded by about that much.
+ * number of concurrent scrapes: dead read buffers stay bounded by about that much. Measured
+ * on Node 24.21 (scripts/bench/idle.mjs, seed pod, 20 concurrent 10 MB merged scrapes, both
+ * runs with --max-semi-space-size=2): private peak 51–53 MiB with the forced GC against 74–77
+ * without, 47 MiB 30 s later against 52–71.
  */
 import http from 'node:http';
 

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { main } from '../../src/cli.js';
-import { CLI } from '../support/agent-process.js';
+import { launcherArgv } from '../support/launcher.js';
 
 export interface RunResult {
   code: number | null;
@@ -35,7 +35,7 @@ export async function runInProcess(argv: string[], env: Record<string, string> =
 export function runCli(argv: string[], o: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [CLI, ...argv], {
+    const child = spawn(process.execPath, launcherArgv(argv), {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(o.env ?? {}) },
       cwd: o.cwd ?? process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],

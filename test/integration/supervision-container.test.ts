@@ -12,7 +12,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentProcess, CLI, ENVOY_DOUBLE } from '../support/agent-process.js';
+import { AgentProcess, ENVOY_DOUBLE } from '../support/agent-process.js';
+import { launcherArgv } from '../support/launcher.js';
 import { freePorts } from '../support/ports.js';
 import { processesWithCwd } from '../support/proc.js';
 import { SEED_ARGS, SEED_ENV } from '../support/seed.js';
@@ -72,7 +73,7 @@ async function startContained(): Promise<Contained> {
     ENVOY_DOUBLE_RECORD: path.join(cwd, 'double-record.jsonl'),
     ENVOY_DOUBLE_PARENT_WATCH: '0',
   };
-  const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, CLI, 'proxy', ...SEED_ARGS, '--standalone'], {
+  const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, ...launcherArgv(['proxy', ...SEED_ARGS, '--standalone'])], {
     cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

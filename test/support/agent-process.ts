@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launcherArgv } from './launcher.js';
 import { freePorts } from './ports.js';
 import { processesWithCwd } from './proc.js';
 import { SEED_ARGS, SEED_ENV } from './seed.js';
@@ -211,7 +212,8 @@ export async function startAgent(options: StartAgentOptions = {}): Promise<Agent
     ENVOY_DOUBLE_STATE: stateFile,
     ...(options.env ?? {}),
   };
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // As the image runs it: node with the launcher's `#!` flags.
+  const child = spawn(process.execPath, launcherArgv(args), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   return new AgentProcess(child, cwd, ports, recordFile, stateFile);
 }
 
