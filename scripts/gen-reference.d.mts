@@ -10,9 +10,10 @@ export interface ReferenceTables {
   waitFlags: readonly FlagSpec[];
   requestFlags: readonly FlagSpec[];
   versionFlags: readonly FlagSpec[];
+  statusFlags: readonly FlagSpec[];
 }
 
-export type SectionName = 'proxy-flags' | 'proxy-env' | 'iptables-flags' | 'wait-flags' | 'request-flags' | 'version-flags';
+export type SectionName = 'proxy-flags' | 'proxy-env' | 'iptables-flags' | 'wait-flags' | 'request-flags' | 'version-flags' | 'status-flags';
 
 export function renderFlags(flags: readonly FlagSpec[]): string;
 export function renderEnv(env: readonly EnvSpec[]): string;

@@ -52,6 +52,7 @@ export function renderSections(tables) {
     'wait-flags': renderFlags(tables.waitFlags),
     'request-flags': renderFlags(tables.requestFlags),
     'version-flags': renderFlags(tables.versionFlags),
+    'status-flags': renderFlags(tables.statusFlags),
   };
 }
 
@@ -84,6 +85,7 @@ async function loadTables(root) {
   const wait = await dist('commands/wait.js');
   const request = await dist('commands/request.js');
   const version = await dist('commands/version.js');
+  const status = await dist('commands/status.js');
   return {
     proxyFlags: options.PROXY_FLAGS,
     proxyEnv: options.PROXY_ENV,
@@ -91,6 +93,7 @@ async function loadTables(root) {
     waitFlags: wait.WAIT_FLAGS,
     requestFlags: request.REQUEST_FLAGS,
     versionFlags: version.VERSION_FLAGS,
+    statusFlags: status.STATUS_FLAGS,
   };
 }
 

@@ -12,6 +12,7 @@ import { IPTABLES_FLAGS } from '../../src/iptables/options.js';
 import { REQUEST_FLAGS } from '../../src/commands/request.js';
 import { VERSION_FLAGS } from '../../src/commands/version.js';
 import { WAIT_FLAGS } from '../../src/commands/wait.js';
+import { STATUS_FLAGS } from '../../src/commands/status.js';
 import { AGENT_VERSION, ISTIO_COMPAT_VERSION } from '../../src/version.js';
 import { runCli } from '../commands/helpers.js';
 import { REPO } from './pod.js';
@@ -66,6 +67,7 @@ describe('README reference', () => {
       waitFlags: WAIT_FLAGS,
       requestFlags: REQUEST_FLAGS,
       versionFlags: VERSION_FLAGS,
+      statusFlags: STATUS_FLAGS,
     });
     for (const [name, text] of Object.entries(expected)) {
       expect({ section: name, text: sections[name], hint: REGENERATE }).toEqual({ section: name, text, hint: REGENERATE });
