@@ -1,7 +1,9 @@
 /**
  * A memory choice that must survive: an agent whose probes are plain HTTP and TCP to IP
- * addresses loads none of node:tls, node:http2, node:dns/promises or execa for them, and no
- * probe loads @grpc/grpc-js or protobufjs. A child process runs the compiled status server with app probes and the xDS
+ * addresses loads none of node:http2, node:dns/promises or execa for them, and no probe loads
+ * @grpc/grpc-js or protobufjs. (node:tls is no longer lazy: prom-client's public entry, which the
+ * agent's metrics use, loads https and with it tls.) ES modules are seen through a resolve hook,
+ * CommonJS through require.cache. A child process runs the compiled status server with app probes and the xDS
  * health checks, then lists what it loaded; a second phase (HTTPS, gRPC, exec, a host name) shows the
  * listing does see those modules once a probe needs them.
  */
@@ -15,7 +17,15 @@ const dist = (rel: string) => JSON.stringify(pathToFileURL(path.join(REPO, 'dist
 
 const SCRIPT = `
 import http from 'node:http';
-import { createRequire } from 'node:module';
+import { createRequire, register } from 'node:module';
+import { MessageChannel } from 'node:worker_threads';
+const resolved = new Set();
+const channel = new MessageChannel();
+channel.port1.on('message', (url) => resolved.add(url));
+channel.port1.unref();
+const HOOKS = 'let port; export function initialize(d) { port = d.port; } export async function resolve(s, c, next) { const r = await next(s, c); port.postMessage(r.url); return r; }';
+register('data:text/javascript,' + encodeURIComponent(HOOKS), { data: { port: channel.port2 }, transferList: [channel.port2] });
+const pkgOf = (f) => /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(f)?.[1];
 const { StatusServer } = await import(${dist('src/status/server.js')});
 const { AppProbers } = await import(${dist('src/status/app-probe.js')});
 const { runCheck } = await import(${dist('src/xds/health-checks.js')});
@@ -24,7 +34,7 @@ const { createLogger } = await import(${dist('src/log.js')});
 const require = createRequire(import.meta.url);
 const snapshot = () => ({
   builtins: process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length)),
-  packages: [...new Set(Object.keys(require.cache).map((f) => /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(f)?.[1]).filter(Boolean))],
+  packages: [...new Set([...Object.keys(require.cache), ...resolved].map(pkgOf).filter(Boolean))],
 });
 const log = createLogger({ outputLevel: 'none' });
 const app = http.createServer((_q, r) => r.end('ok'));
@@ -66,9 +76,10 @@ process.stdout.write(JSON.stringify({ results, plain, all }));
 `;
 
 // node:dns itself is loaded by any net listen on a host name; `dns/promises` is what probes
-// load to resolve `localhost`. `v8` stands for execa (it is among the builtins execa loads,
-// and nothing else here loads it; child_process is loaded by net's cluster support anyway).
-const LAZY_BUILTINS = ['tls', 'http2', 'dns/promises', 'v8'];
+// load to resolve `localhost`.
+const LAZY_BUILTINS = ['http2', 'dns/promises'];
+/** Loaded only by the exec prober. */
+const LAZY_PACKAGES = ['execa'];
 /** Probes load no package of their own for gRPC (they speak HTTP/2 and the wire format themselves). */
 const NEVER_PACKAGES = ['@grpc/grpc-js', 'protobufjs'];
 
@@ -79,9 +90,10 @@ describe('lazy loading of probe dependencies', () => {
     const out = JSON.parse(r.stdout) as { results: unknown[]; plain: { builtins: string[]; packages: string[] }; all: { builtins: string[]; packages: string[] } };
     expect(out.results).toEqual([200, 200, 'pass', 'pass', 500, 500, 'pass', 'pass']);
     for (const m of LAZY_BUILTINS) expect(out.plain.builtins).not.toContain(m);
-    for (const p of NEVER_PACKAGES) expect(out.plain.packages).not.toContain(p);
+    for (const p of [...NEVER_PACKAGES, ...LAZY_PACKAGES]) expect(out.plain.packages).not.toContain(p);
     // The listing sees them once HTTPS, gRPC and exec probes ran.
     for (const m of LAZY_BUILTINS) expect(out.all.builtins).toContain(m);
+    for (const p of LAZY_PACKAGES) expect(out.all.packages).toContain(p);
     for (const p of NEVER_PACKAGES) expect(out.all.packages).not.toContain(p);
   });
 });
