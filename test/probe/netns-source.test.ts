@@ -7,38 +7,13 @@
  * printed reason otherwise.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { execFile, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO } from '../support/metrics-servers.js';
+import { vethNamespace, type VethNamespace } from '../support/veth-namespace.js';
 
-const NS = `pa-probe-${process.pid}`;
 const POD_IP = '10.212.0.7';
 
-let created = false;
-
-function setUpNamespace(): string | undefined {
-  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
-  try {
-    ip('netns', 'add', NS);
-    created = true;
-  } catch (err) {
-    return `cannot create a network namespace: ${(err as Error).message.split('\n')[0]}`;
-  }
-  try {
-    ip('-n', NS, 'link', 'set', 'lo', 'up');
-    // A veth pair with both ends inside the namespace (no dummy module needed); the pod IP on one end.
-    ip('-n', NS, 'link', 'add', 'pod0', 'type', 'veth', 'peer', 'name', 'pod1');
-    ip('-n', NS, 'addr', 'add', `${POD_IP}/24`, 'dev', 'pod0');
-    ip('-n', NS, 'link', 'set', 'pod0', 'up');
-    ip('-n', NS, 'link', 'set', 'pod1', 'up');
-    return undefined;
-  } catch (err) {
-    return `cannot configure the namespace: ${(err as Error).message.split('\n')[0]}`;
-  }
-}
 
 const dist = (rel: string) => JSON.stringify(pathToFileURL(path.join(REPO, 'dist', rel)).href);
 
@@ -89,41 +64,19 @@ app.close();
 process.stdout.write(JSON.stringify(results));
 `;
 
-const IS_ROOT = process.getuid?.() === 0;
-if (!IS_ROOT) console.log('SKIP probe source-address tests: not running as root (they need a private network namespace)');
-let skipReason: string | undefined = IS_ROOT ? undefined : 'not running as root';
-let dir: string;
+let ns: VethNamespace;
 
 beforeAll(() => {
-  if (IS_ROOT) skipReason = setUpNamespace();
-  if (IS_ROOT && skipReason) console.log(`SKIP probe source-address tests: ${skipReason}`);
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'probe-netns-'));
+  ns = vethNamespace('pa-probe', [POD_IP]);
+  if (ns.skipReason) console.log(`SKIP probe source-address tests: ${ns.skipReason}`);
 });
 
-afterAll(() => {
-  if (created) {
-    try {
-      execFileSync('ip', ['netns', 'del', NS], { stdio: 'pipe' });
-    } catch {
-      // already gone
-    }
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => ns.dispose());
 
 describe('probes to the pod IP (inside a private network namespace)', () => {
-  (IS_ROOT ? test : test.skip)('app probes and the xDS httpGet check come from 127.0.0.6; the xDS tcpSocket check from the pod IP', async () => {
-    if (skipReason) {
-      console.log(`SKIP: ${skipReason}`);
-      return;
-    }
-    const script = path.join(dir, 'run.mjs');
-    fs.writeFileSync(script, SCRIPT);
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile('ip', ['netns', 'exec', NS, process.execPath, script], { timeout: 20_000 }, (err, stdout, stderr) =>
-        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
-      ),
-    );
+  test('app probes and the xDS httpGet check come from 127.0.0.6; the xDS tcpSocket check from the pod IP', async () => {
+    if (ns.skipReason) return;
+    const out = await ns.runScript(SCRIPT);
     expect(JSON.parse(out)).toEqual({
       '/app-health/a/livez': [200],
       '/app-health/a/readyz': [200],

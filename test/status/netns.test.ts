@@ -5,37 +5,14 @@
  * inside the namespace. Needs root; skips with a printed reason otherwise.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { execFile, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO } from '../support/metrics-servers.js';
+import { vethNamespace, type VethNamespace } from '../support/veth-namespace.js';
 
-const NS = `pa-status-${process.pid}`;
 const SERVER_IP = '10.211.0.1';
 const CLIENT_IP = '10.211.0.2';
 
-function setUpNamespace(): string | undefined {
-  if (process.getuid?.() !== 0) return 'not running as root';
-  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
-  try {
-    ip('netns', 'add', NS);
-  } catch (err) {
-    return `cannot create a network namespace: ${(err as Error).message.split('\n')[0]}`;
-  }
-  try {
-    ip('-n', NS, 'link', 'set', 'lo', 'up');
-    ip('-n', NS, 'link', 'add', 'pa0', 'type', 'veth', 'peer', 'name', 'pa1');
-    ip('-n', NS, 'addr', 'add', `${SERVER_IP}/24`, 'dev', 'pa0');
-    ip('-n', NS, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'pa1');
-    ip('-n', NS, 'link', 'set', 'pa0', 'up');
-    ip('-n', NS, 'link', 'set', 'pa1', 'up');
-    return undefined;
-  } catch (err) {
-    return `cannot configure the namespace: ${(err as Error).message.split('\n')[0]}`;
-  }
-}
 
 const dist = (rel: string) => pathToFileURL(path.join(REPO, 'dist', rel)).href;
 
@@ -80,42 +57,19 @@ await server.close();
 process.stdout.write(JSON.stringify({ results, calls }));
 `;
 
-const IS_ROOT = process.getuid?.() === 0;
-if (!IS_ROOT) console.log('SKIP non-loopback peer tests: not running as root (they need a private network namespace)');
-let skipReason: string | undefined = IS_ROOT ? undefined : 'not running as root';
-let dir: string;
+let ns: VethNamespace;
 
 beforeAll(() => {
-  if (IS_ROOT) skipReason = setUpNamespace();
-  if (IS_ROOT && skipReason) console.log(`SKIP non-loopback peer tests: ${skipReason}`);
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'status-netns-'));
+  ns = vethNamespace('pa-status', [SERVER_IP, CLIENT_IP]);
+  if (ns.skipReason) console.log(`SKIP non-loopback peer tests: ${ns.skipReason}`);
 });
 
-afterAll(() => {
-  if (IS_ROOT && !skipReason) {
-    try {
-      execFileSync('ip', ['netns', 'del', NS], { stdio: 'pipe' });
-    } catch {
-      // already gone
-    }
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => ns.dispose());
 
 describe('non-loopback peers (inside a private network namespace)', () => {
-  (IS_ROOT ? test : test.skip)('quit/drain are 403 whatever the method, metrics are 403 with METRICS_LOCALHOST_ACCESS_ONLY; loopback GET is 405', async () => {
-    if (skipReason) {
-      // Root, but the kernel or container refused a namespace: reported, not failed.
-      console.log(`SKIP: ${skipReason}`);
-      return;
-    }
-    const script = path.join(dir, 'run.mjs');
-    fs.writeFileSync(script, SCRIPT);
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile('ip', ['netns', 'exec', NS, process.execPath, script], { timeout: 20_000 }, (err, stdout, stderr) =>
-        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
-      ),
-    );
+  test('quit/drain are 403 whatever the method, metrics are 403 with METRICS_LOCALHOST_ACCESS_ONLY; loopback GET is 405', async () => {
+    if (ns.skipReason) return;
+    const out = await ns.runScript(SCRIPT);
     const { results, calls } = JSON.parse(out) as { results: { peer: string; method: string; path: string; status: number; body: string }[]; calls: { quit: number; drain: number } };
     const forbidden = 'Only requests from localhost are allowed\n';
     expect(results).toEqual([

@@ -7,36 +7,14 @@
  * otherwise (same pattern as netns.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { execFile, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO } from '../support/metrics-servers.js';
+import { vethNamespace, type VethNamespace } from '../support/veth-namespace.js';
 
-const NS = `pa-page-${process.pid}`;
 const SERVER_IP = '10.212.0.1';
 const CLIENT_IP = '10.212.0.2';
 
-function setUpNamespace(): string | undefined {
-  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
-  try {
-    ip('netns', 'add', NS);
-  } catch (err) {
-    return `cannot create a network namespace: ${(err as Error).message.split('\n')[0]}`;
-  }
-  try {
-    ip('-n', NS, 'link', 'set', 'lo', 'up');
-    ip('-n', NS, 'link', 'add', 'pp0', 'type', 'veth', 'peer', 'name', 'pp1');
-    ip('-n', NS, 'addr', 'add', `${SERVER_IP}/24`, 'dev', 'pp0');
-    ip('-n', NS, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'pp1');
-    ip('-n', NS, 'link', 'set', 'pp0', 'up');
-    ip('-n', NS, 'link', 'set', 'pp1', 'up');
-    return undefined;
-  } catch (err) {
-    return `cannot configure the namespace: ${(err as Error).message.split('\n')[0]}`;
-  }
-}
 
 const dist = (rel: string) => pathToFileURL(path.join(REPO, 'dist', rel)).href;
 
@@ -80,41 +58,19 @@ await server.close();
 process.stdout.write(JSON.stringify(results));
 `;
 
-const IS_ROOT = process.getuid?.() === 0;
-if (!IS_ROOT) console.log('SKIP status page non-loopback tests: not running as root (they need a private network namespace)');
-let skipReason: string | undefined = IS_ROOT ? undefined : 'not running as root';
-let dir: string;
+let ns: VethNamespace;
 
 beforeAll(() => {
-  if (IS_ROOT) skipReason = setUpNamespace();
-  if (IS_ROOT && skipReason) console.log(`SKIP status page non-loopback tests: ${skipReason}`);
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'status-page-netns-'));
+  ns = vethNamespace('pa-page', [SERVER_IP, CLIENT_IP]);
+  if (ns.skipReason) console.log(`SKIP status page non-loopback tests: ${ns.skipReason}`);
 });
 
-afterAll(() => {
-  if (IS_ROOT && !skipReason) {
-    try {
-      execFileSync('ip', ['netns', 'del', NS], { stdio: 'pipe' });
-    } catch {
-      // already gone
-    }
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => ns.dispose());
 
 describe('status page from a non-loopback peer (inside a private network namespace)', () => {
-  (IS_ROOT ? test : test.skip)('/ and /status are 403 for a remote peer, 200 for loopback', async () => {
-    if (skipReason) {
-      console.log(`SKIP: ${skipReason}`);
-      return;
-    }
-    const script = path.join(dir, 'run.mjs');
-    fs.writeFileSync(script, SCRIPT);
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile('ip', ['netns', 'exec', NS, process.execPath, script], { timeout: 20_000 }, (err, stdout, stderr) =>
-        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
-      ),
-    );
+  test('/ and /status are 403 for a remote peer, 200 for loopback', async () => {
+    if (ns.skipReason) return;
+    const out = await ns.runScript(SCRIPT);
     const forbidden = { status: 403, type: 'text/plain; charset=utf-8', body: 'Only requests from localhost are allowed\n' };
     expect(JSON.parse(out)).toEqual([
       { peer: 'remote', method: 'GET', path: '/', ...forbidden },
