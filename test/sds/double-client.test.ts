@@ -12,7 +12,8 @@ import { SdsServer } from '../../src/sds/server.js';
 import { TestCa } from '../support/ca-server.js';
 import { startDouble } from '../support/envoy-double-harness.js';
 import { sdsSecretRefs } from '../support/envoy-double/sds.js';
-import { ISTIO_COMMON_TLS_CONTEXT, captureLogger, doubleSecrets, sdsBootstrap, socketDir, waitFor } from './helpers.js';
+import { ISTIO_COMMON_TLS_CONTEXT, captureLogger, doubleSecrets, sdsBootstrap, socketDir } from './helpers.js';
+import { waitUntil } from '../support/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -84,7 +85,7 @@ test('a certificate whose key does not match is NACKed with Envoy’s message; t
   const rejected = await d.waitForState('default rejected', (s) => (doubleSecrets(s).default?.rejected ?? 0) >= 1, 15_000);
   expect(rejected.state).toBe('INITIALIZING'); // ROOTCA arrived, default did not
   expect(doubleSecrets(rejected).default).toMatchObject({ updates: 0, connects: 1, lastRejection: 'Failed to load certificate chain from <inline>, private key does not match' });
-  await waitFor('the NACK in the server log', () => /Envoy rejected default \(nonce [\w-]+, code 13\): Failed to load certificate chain from <inline>, private key does not match/.test(logs.text()));
+  await waitUntil('the NACK in the server log', () => /Envoy rejected default \(nonce [\w-]+, code 13\): Failed to load certificate chain from <inline>, private key does not match/.test(logs.text()));
 
   current = cert(a.certPem, a.keyPem, 'good');
   for (const l of listeners) l(current, { rootChanged: false, first: false });

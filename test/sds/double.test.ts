@@ -11,7 +11,8 @@ import path from 'node:path';
 import { assertValidBootstrap } from '../support/bootstrap-validator.js';
 import { CaServer, TestCa } from '../support/ca-server.js';
 import { parseStats, startDouble, type DoubleProcess, type DoubleState } from '../support/envoy-double-harness.js';
-import { RawSdsStream, doubleSecrets, pemOf, sdsBootstrap, socketDir, waitFor, workloadStack, type WorkloadStack } from './helpers.js';
+import { RawSdsStream, doubleSecrets, pemOf, sdsBootstrap, socketDir, workloadStack, type WorkloadStack } from './helpers.js';
+import { waitUntil } from '../support/wait.js';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 
@@ -101,7 +102,7 @@ test('a CA outage across one renewal: the old certificate stays served, then the
   const notAfter = Date.parse(first?.notAfter as string);
   await caServer.down();
 
-  await waitFor('a failed renewal', () => /renewing the workload certificate failed \(attempt 1\): CA localhost:\d+ is unreachable/.test(w.logs.text()), 8000);
+  await waitUntil('a failed renewal', () => /renewing the workload certificate failed \(attempt 1\): CA localhost:\d+ is unreachable/.test(w.logs.text()), 8000);
   expect(w.logs.text()).toMatch(/still serving the current one, which expires in [\d.]+m?s; retrying in/);
   // Envoy (the double) still has it, still LIVE; and a new stream (an Envoy restart) is served the same one.
   const during = d.readState() as DoubleState;

@@ -18,7 +18,8 @@ import { SdsServer } from '../../src/sds/server.js';
 import { Registry } from 'prom-client';
 import { TestCa } from '../support/ca-server.js';
 import { seedConfig } from '../support/config.js';
-import { RawSdsStream, captureLogger, pemOf, socketDir, waitFor } from './helpers.js';
+import { RawSdsStream, captureLogger, pemOf, socketDir } from './helpers.js';
+import { waitUntil } from '../support/wait.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -141,7 +142,7 @@ describe('file secrets on the SDS socket', () => {
     expect(pushed.secrets.map((x) => x.name)).toEqual([names.mismatch]);
     expect(pemOf(pushed.secrets[0], 'key')).toBe(pair.keyPem);
     expect(pemOf(pushed.secrets[0], 'chain')).toBe(pair.certPem);
-    await waitFor('the snapshot to show it served', () => server.snapshot().names.find((n) => n.name === names.mismatch)?.state === 'served');
+    await waitUntil('the snapshot to show it served', () => server.snapshot().names.find((n) => n.name === names.mismatch)?.state === 'served');
 
     // A file in a directory created after the request (a watch on a missing directory may not fire; names in error are also retried): pushed.
     fs.mkdirSync(path.join(d, 'later'));

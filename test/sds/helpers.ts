@@ -16,38 +16,10 @@ import type { CaServer, WorkloadFixture } from '../support/ca-server.js';
 import { workloadFixture } from '../support/ca-server.js';
 import { SECRET_TYPE_URL, sdsCodec, type Codec, type SecretRecord } from '../support/envoy-double/sds.js';
 
-export interface CapturedLog {
-  log: Logger;
-  records: Array<{ level: string; msg: string; [k: string]: unknown }>;
-  /** All messages, one per line. */
-  text(): string;
-}
+import { captureLogger, type CapturedLog } from '../support/log-capture.js';
 
-export function captureLogger(level = 'debug'): CapturedLog {
-  const records: CapturedLog['records'] = [];
-  const names: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
-  const log = createLogger({
-    outputLevel: level,
-    asJson: true,
-    destination: {
-      write: (line: string) => {
-        const r = JSON.parse(line) as Record<string, unknown>;
-        records.push({ ...r, level: names[r.level as number] ?? String(r.level), msg: String(r.msg ?? '') });
-      },
-    },
-  });
-  return { log, records, text: () => records.map((r) => `${r.level} ${r.msg}`).join('\n') };
-}
+export { captureLogger, type CapturedLog };
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10_000, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 export interface DecodedSecret {
   name: string;

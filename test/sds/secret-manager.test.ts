@@ -11,7 +11,8 @@ import { CaClient } from '../../src/ca/client.js';
 import { registerCaMetrics } from '../../src/ca/metrics.js';
 import { SecretManager, rotationDelay } from '../../src/sds/secret-manager.js';
 import { CaServer, TestCa, workloadFixture, type WorkloadFixture } from '../support/ca-server.js';
-import { captureLogger, waitFor, type CapturedLog } from './helpers.js';
+import { captureLogger, type CapturedLog } from './helpers.js';
+import { waitUntil } from '../support/wait.js';
 
 let ca: TestCa;
 let server: CaServer;
@@ -68,7 +69,7 @@ describe('renewal', () => {
     const { manager, updates, logs, registry } = await setup({ SECRET_TTL: '3s' });
     const first = await manager.waitForCertificate();
     expect(manager.certificate).toBe(first);
-    await waitFor('a renewal', () => updates.length >= 2, 6000);
+    await waitUntil('a renewal', () => updates.length >= 2, 6000);
     const [a, b] = updates as [Setup['updates'][number], Setup['updates'][number]];
     expect(b.cert.serialNumber).not.toBe(a.cert.serialNumber);
     expect(b.rootChanged).toBe(false);
@@ -90,14 +91,14 @@ describe('renewal', () => {
     const { manager, updates, logs, registry } = await setup({ SECRET_TTL: '4s' });
     const first = await manager.waitForCertificate();
     await server.down();
-    await waitFor('two failed renewal attempts', () => (logs.text().match(/renewing the workload certificate failed/g) ?? []).length >= 2, 5000);
+    await waitUntil('two failed renewal attempts', () => (logs.text().match(/renewing the workload certificate failed/g) ?? []).length >= 2, 5000);
     expect(manager.certificate).toBe(first); // still served
     expect(manager.currentState).toBe('renewing');
     expect(logs.text()).toMatch(
       /warn renewing the workload certificate failed \(attempt 1\): CA localhost:\d+ is unreachable: connect ECONNREFUSED [\d.:]+; still serving the current one, which expires in [\d.]+m?s; retrying in \d+ms/,
     );
     await server.up();
-    await waitFor('the renewal after the outage', () => updates.length >= 2, 5000);
+    await waitUntil('the renewal after the outage', () => updates.length >= 2, 5000);
     const renewed = updates[1]?.cert as IssuedCertificate;
     expect(renewed.serialNumber).not.toBe(first.serialNumber);
     expect(updates[1]?.at).toBeLessThan(first.notAfter); // before the old one expired
@@ -109,11 +110,11 @@ describe('renewal', () => {
     const { manager, updates, logs } = await setup({ SECRET_TTL: '2s' });
     const first = await manager.waitForCertificate();
     await server.down();
-    await waitFor('expiry', () => manager.currentState === 'expired', 5000);
+    await waitUntil('expiry', () => manager.currentState === 'expired', 5000);
     expect(manager.certificate).toBeUndefined();
     expect(manager.latest).toBe(first);
     expect(logs.text()).toMatch(/error the workload certificate \(serial \w+\) expired at \S+ and could not be renewed; new SDS requests wait for a new one/);
-    await waitFor('a failure after expiry', () => /the current one expired \d+(\.\d+)?m?s ago/.test(logs.text()), 3000);
+    await waitUntil('a failure after expiry', () => /the current one expired \d+(\.\d+)?m?s ago/.test(logs.text()), 3000);
     const waiting = manager.waitForCertificate();
     await server.up();
     const next = await waiting;
@@ -127,7 +128,7 @@ describe('renewal', () => {
     await manager.waitForCertificate();
     const other = await TestCa.create({ organization: 'rotated-root' });
     server.options.ca = other;
-    await waitFor('a renewal from the new root', () => updates.length >= 2, 5000);
+    await waitUntil('a renewal from the new root', () => updates.length >= 2, 5000);
     expect(updates[1]?.rootChanged).toBe(true);
     expect(updates[1]?.cert.rootCertPem).toBe(other.rootCertPem);
   });
@@ -138,7 +139,7 @@ test('close(): stops retrying at once, rejects waiters, idempotent', async () =>
   await server.down();
   manager.start();
   const waiting = manager.waitForCertificate();
-  await waitFor('a failed attempt', () => /getting the workload certificate failed \(attempt 1\)/.test(logs.text()), 5000);
+  await waitUntil('a failed attempt', () => /getting the workload certificate failed \(attempt 1\)/.test(logs.text()), 5000);
   await manager.close();
   await expect(waiting).rejects.toThrow('secret manager closed');
   expect(manager.currentState).toBe('closed');

@@ -16,7 +16,8 @@ import { AgentError } from '../../src/errors.js';
 import { SdsServer } from '../../src/sds/server.js';
 import { SECRET_TYPE_URL } from '../../src/sds/proto.js';
 import { CaServer, TestCa } from '../support/ca-server.js';
-import { RawSdsStream, captureLogger, pemOf, socketDir, waitFor, workloadStack, type WorkloadStack } from './helpers.js';
+import { RawSdsStream, captureLogger, pemOf, socketDir, workloadStack, type WorkloadStack } from './helpers.js';
+import { waitUntil } from '../support/wait.js';
 
 const ECDSA = { ECC_SIGNATURE_ALGORITHM: 'ECDSA' };
 let ca: TestCa;
@@ -122,7 +123,7 @@ describe('serving secrets', () => {
     const w = await stack({ ca: caServer, env: ECDSA });
     const s = await open(w.socketPath);
     s.send({ names: ['default'] });
-    await waitFor('a failed CSR attempt', () => /getting the workload certificate failed \(attempt 1\): CA localhost:\d+ is unreachable/.test(w.logs.text()));
+    await waitUntil('a failed CSR attempt', () => /getting the workload certificate failed \(attempt 1\): CA localhost:\d+ is unreachable/.test(w.logs.text()));
     expect(w.logs.text()).toMatch(/SDS stream \d+: default requested; waiting for the workload certificate/);
     await caServer.up();
     const res = await s.next();

@@ -11,7 +11,8 @@ import { chooseCertificateMode } from '../../src/sds/mode.js';
 import { startWorkloadCertificates } from '../../src/sds/workload.js';
 import { TestCa } from '../support/ca-server.js';
 import { seedConfig } from '../support/config.js';
-import { RawSdsStream, captureLogger, socketDir, waitFor } from './helpers.js';
+import { RawSdsStream, captureLogger, socketDir } from './helpers.js';
+import { waitUntil } from '../support/wait.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -42,7 +43,7 @@ describe('workload certificates snapshot', () => {
     const bad = await RawSdsStream.open(socketPath);
     cleanups.push(() => bad.close());
     bad.send({ names: ['file-cert:onlyone'] });
-    await waitFor('the bad name in the snapshot', () => certs.snapshot().sds.names.some((n) => n.name === 'file-cert:onlyone'));
+    await waitUntil('the bad name in the snapshot', () => certs.snapshot().sds.names.some((n) => n.name === 'file-cert:onlyone'));
 
     const snap = certs.snapshot();
     expect(snap).toMatchObject({ mode: 'mounted', reason: 'certificate files in ./etc/certs', sds: { socketPath, streams: 2 } });

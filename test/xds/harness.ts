@@ -17,23 +17,7 @@ import { ADS_PATHS, type StreamKind } from '../support/control-plane.js';
 
 export { waitUntil } from '../support/envoy-double-harness.js';
 
-export interface CapturedLog {
-  log: Logger;
-  records: () => Array<{ level: string; msg: string }>;
-  text: () => string;
-}
-
-export function captureLogger(): CapturedLog {
-  const lines: string[] = [];
-  const log = createLogger({ outputLevel: 'debug', asJson: true, destination: { write: (l: string) => void lines.push(l) } as never });
-  const names: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
-  const records = () =>
-    lines.map((l) => {
-      const r = JSON.parse(l) as { level: string | number; msg: string };
-      return { ...r, level: typeof r.level === 'number' ? (names[r.level] ?? String(r.level)) : r.level };
-    });
-  return { log, records, text: () => records().map((r) => r.msg).join('\n') };
-}
+export { captureLogger, type CapturedLog } from '../support/log-capture.js';
 
 export function proxyMetrics(): { registry: Registry; metrics: XdsProxyMetrics; value: (name: string, labels?: Record<string, string>) => Promise<number> } {
   const registry = new Registry();
