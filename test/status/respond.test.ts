@@ -8,6 +8,7 @@ import { afterAll, describe, expect, test } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { once } from 'node:events';
+import zlib from 'node:zlib';
 import { REPO_ROOT } from '../support/agent-process.js';
 import { ENVOY_FIXTURE, FIXTURES, fixture } from '../support/metrics-servers.js';
 import { findNode24 } from '../support/node24.js';
@@ -54,6 +55,15 @@ describe.each(runtimes)('StreamingBody under %s', (_name, node) => {
     const want = Buffer.concat([fixture(ENVOY_FIXTURE), Buffer.from(`#end ${fixture(ENVOY_FIXTURE).length}\n`)]);
     expect(r.bytes).toBe(want.length);
     expect(r.body.equals(want)).toBe(true);
+  });
+
+  run('gzip-encoded when accepted: the capture in corked batches decompresses byte-complete', async () => {
+    const p = await server();
+    const file = path.join(FIXTURES, ENVOY_FIXTURE);
+    const r = await slowGet(p, `/capture?file=${encodeURIComponent(file)}&chunk=16384&batch=8`, { keep: true, headers: { 'accept-encoding': 'gzip' } });
+    expect(r.status).toBe(200);
+    const want = Buffer.concat([fixture(ENVOY_FIXTURE), Buffer.from(`#end ${fixture(ENVOY_FIXTURE).length}\n`)]);
+    expect(zlib.gunzipSync(r.body).equals(want)).toBe(true);
   });
 
   run('20 concurrent 10 MB bodies in corked batches of 4 × 20,000 bytes all complete', async () => {

@@ -9,7 +9,9 @@ import net from 'node:net';
 import { fetch, startServer, streamLines, type FetchResult, type TestServer } from '../support/metrics-servers.js';
 import { startStatus, type StatusHarness } from '../support/status-harness.js';
 import { waitUntil } from '../support/wait.js';
-import { MERGE_BUSY_BODY } from '../../src/status/stats.js';
+import { MERGE_BUSY_BODY, metricsEndpointOptions } from '../../src/status/stats.js';
+import { createAgentMetrics } from '../../src/metrics/registry.js';
+import { seedConfig } from '../support/config.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -116,4 +118,18 @@ describe('the sink is bounded', () => {
     expect(body.subarray(0, 15).toString()).toBe('HTTP/1.1 200 OK');
     expect(body.subarray(-7).toString()).not.toBe('\r\n0\r\n\r\n');
   }, 30_000);
+});
+
+describe('METRICS_MERGE_CONCURRENCY / METRICS_MERGE_QUEUE', () => {
+  test('default to 2 running and 32 waiting; a negative value is refused naming the variable', () => {
+    const deps = { metrics: createAgentMetrics({ defaultMetrics: false }), localhost: '127.0.0.1' };
+    expect(metricsEndpointOptions(seedConfig(), deps)).toMatchObject({ mergeConcurrency: 2, mergeQueue: 32 });
+    expect(metricsEndpointOptions(seedConfig({ extraEnv: { METRICS_MERGE_CONCURRENCY: '0', METRICS_MERGE_QUEUE: '5' } }), deps)).toMatchObject({
+      mergeConcurrency: 0,
+      mergeQueue: 5,
+    });
+    expect(() => metricsEndpointOptions(seedConfig({ extraEnv: { METRICS_MERGE_QUEUE: '-1' } }), deps)).toThrow(
+      'METRICS_MERGE_QUEUE: expected a non-negative integer like "2", got -1',
+    );
+  });
 });
