@@ -1,7 +1,9 @@
 /**
  * `/stats/prometheus` and `/metrics` (SPEC §6.2): adapts an HTTP request to a merged scrape.
  * Always answers 200 with what succeeded (403 only for a non-loopback peer when
- * METRICS_LOCALHOST_ACCESS_ONLY is on); the body is streamed, gzip-compressed when accepted.
+ * METRICS_LOCALHOST_ACCESS_ONLY is on, 503 with Retry-After when no merge slot frees in time:
+ * at most METRICS_MERGE_CONCURRENCY merges run, METRICS_MERGE_QUEUE more wait up to half their
+ * scrape timeout); the body is streamed, gzip-compressed when accepted.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
