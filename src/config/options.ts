@@ -59,6 +59,18 @@ export const PROXY_ENV = [
   { name: 'ENVOY_PROMETHEUS_PORT', type: 'int', default: '15090', doc: "Envoy's Prometheus listener port" },
   { name: 'ISTIO_CPU_LIMIT', type: 'int', default: '0', doc: 'CPU limit; sets concurrency when ProxyConfig leaves it unset' },
   { name: 'METRICS_LOCALHOST_ACCESS_ONLY', type: 'bool', default: 'false', doc: 'Serve metrics to loopback peers only (also from proxyMetadata)' },
+  {
+    name: 'METRICS_MERGE_CONCURRENCY',
+    type: 'int',
+    default: '2',
+    doc: 'Merged metrics scrapes (/stats/prometheus) that run at once; more wait in METRICS_MERGE_QUEUE (0 = no limit)',
+  },
+  {
+    name: 'METRICS_MERGE_QUEUE',
+    type: 'int',
+    default: '32',
+    doc: 'Merged scrapes that may wait for a slot, each for at most half its scrape timeout; beyond it, or past that wait, 503 with Retry-After',
+  },
   { name: 'XDS_ROOT_CA', type: 'string', default: '', doc: 'Root CA file for the xDS connection' },
   { name: 'CA_ROOT_CA', type: 'string', default: '', doc: 'Root CA file for the CA connection' },
   { name: 'ISTIOD_SAN', type: 'string', default: '', doc: 'Expected SAN/ServerName of istiod' },

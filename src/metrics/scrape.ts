@@ -14,7 +14,9 @@
  *   not an exposition;
  * - the Content-Type follows the application's (`responseContentType`); the sink is started
  *   once the application's headers are in (or it failed), before any body byte;
- * - aborting `signal` (the scraper went away) cancels every outbound request.
+ * - aborting `signal` (the scraper went away) cancels every outbound request;
+ * - a sink's backpressure pauses Envoy's body; a sink that stays unwritable for a whole
+ *   source timeout fails the scrape with MetricsSinkError (no wait is unbounded).
  */
 import http from 'node:http';
 import type { Logger } from '../log.js';
@@ -150,8 +152,21 @@ export class MergedMetrics {
       } catch (err) {
         throw sinkError(err);
       }
-      return wait?.catch((err: unknown) => {
-        throw sinkError(err);
+      if (!wait) return undefined;
+      const pending = wait;
+      // Bounded: a scraper that takes nothing for a whole source timeout fails the scrape.
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new SinkError(`the scraper took no data for ${timeoutMs} ms`)), timeoutMs);
+        pending.then(
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            reject(sinkError(err));
+          },
+        );
       });
     };
     try {

@@ -77,18 +77,34 @@ export class StreamingBody {
     }
   }
 
-  /** Writes the chunks at once; returns a promise only under backpressure (it rejects if the client goes away). */
+  /**
+   * Writes the chunks at once; returns a promise only under backpressure (it rejects if the
+   * client goes away). The promise settles on the first of: 'drain', the batch's own write
+   * callback (the batch has left the buffer, so it is empty), the response closing. Node 24's
+   * ServerResponse buffers a corked chunked batch itself: on uncork it may emit 'drain' at once
+   * (before anyone listens) or never (when the socket took the batch without needing a drain
+   * of its own), so 'drain' alone is not an event that is sure to come.
+   */
   write(chunks: Buffer[]): Promise<void> | undefined {
     const stream = this.stream;
     if (!stream) throw new Error('StreamingBody: write before start');
     if (this.res.destroyed) throw new Error('client connection closed');
-    // One syscall (and, chunked, one frame each) for the whole batch: cork, write, uncork.
-    const batch = chunks.length > 1;
+    const last = lastNonEmpty(chunks);
+    if (last < 0) return undefined;
+    // One syscall (and, chunked on Node 24, one frame) for the whole batch: cork, write, uncork.
+    const batch = last > 0;
+    const flushed = new Flushed();
     if (batch) stream.cork();
     let ok = true;
-    for (const chunk of chunks) if (chunk.length > 0) ok = stream.write(chunk);
+    for (let i = 0; i <= last; i++) {
+      const chunk = chunks[i] as Buffer;
+      if (chunk.length === 0) continue;
+      ok = i === last ? stream.write(chunk, flushed.callback) : stream.write(chunk);
+    }
     if (batch) stream.uncork();
-    return ok ? undefined : drained(stream, this.res);
+    // Decided after uncork: the flush inside it may have drained the buffer already.
+    if (ok || !stream.writableNeedDrain || flushed.done) return undefined;
+    return writable(stream, this.res, flushed);
   }
 
   /** Ends the body; resolves when it has been handed to the socket. */
@@ -100,18 +116,39 @@ export class StreamingBody {
   }
 }
 
-/** Waits for 'drain', or rejects when the response goes away first. */
-function drained(stream: Writable, res: ServerResponse): Promise<void> {
+function lastNonEmpty(chunks: Buffer[]): number {
+  for (let i = chunks.length - 1; i >= 0; i--) if ((chunks[i] as Buffer).length > 0) return i;
+  return -1;
+}
+
+/** A write callback that remembers it was called (and whether with an error) and wakes one waiter. */
+class Flushed {
+  done = false;
+  private wake: ((err: Error | undefined) => void) | undefined;
+  readonly callback = (err?: Error | null): void => {
+    this.done = true;
+    this.wake?.(err ?? undefined);
+  };
+  onDone(fn: ((err: Error | undefined) => void) | undefined): void {
+    this.wake = fn;
+  }
+}
+
+/** Waits for 'drain' or the batch's flush, whichever comes first; rejects when the response goes away first. */
+function writable(stream: Writable, res: ServerResponse, flushed: Flushed): Promise<void> {
   return new Promise((resolve, reject) => {
     const done = (err?: Error) => {
-      stream.off('drain', onDrain);
+      stream.off('drain', onReady);
       res.off('close', onClose);
+      flushed.onDone(undefined);
       if (err) reject(err);
       else resolve();
     };
-    const onDrain = () => done();
+    const onReady = () => done();
     const onClose = () => done(new Error('client connection closed'));
-    stream.on('drain', onDrain);
+    stream.on('drain', onReady);
     res.on('close', onClose);
+    flushed.onDone((err) => done(err ? new Error(`client connection failed: ${err.message}`) : undefined));
+    if (res.destroyed) onClose();
   });
 }

@@ -1,12 +1,15 @@
 /**
  * `/stats/prometheus` and `/metrics` (SPEC §6.2): adapts an HTTP request to a merged scrape.
  * Always answers 200 with what succeeded (403 only for a non-loopback peer when
- * METRICS_LOCALHOST_ACCESS_ONLY is on); the body is streamed, gzip-compressed when accepted.
+ * METRICS_LOCALHOST_ACCESS_ONLY is on, 503 with Retry-After when no merge slot frees in time:
+ * at most METRICS_MERGE_CONCURRENCY merges run, METRICS_MERGE_QUEUE more wait up to half their
+ * scrape timeout); the body is streamed, gzip-compressed when accepted.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
-import { describeError } from '../errors.js';
-import { MergedMetrics, type MergedMetricsOptions } from '../metrics/scrape.js';
+import { ConfigError, describeError } from '../errors.js';
+import { ScrapeAdmission } from '../metrics/admission.js';
+import { MergedMetrics, sourceTimeoutMs, type MergedMetricsOptions } from '../metrics/scrape.js';
 import { parsePrometheusAnnotations } from '../metrics/annotations.js';
 import type { AgentConfig } from '../config/load.js';
 import type { AgentMetrics } from '../metrics/registry.js';
@@ -14,7 +17,17 @@ import { LOCALHOST_ONLY_BODY, isLoopbackAddress } from './loopback.js';
 import { StreamingBody, sendText } from './respond.js';
 import type { ScrapeHistory } from './scrape-history.js';
 
-export type MetricsEndpointOptions = Omit<MergedMetricsOptions, 'log'>;
+export type MetricsEndpointOptions = Omit<MergedMetricsOptions, 'log'> & {
+  /** Merged scrapes running at once (METRICS_MERGE_CONCURRENCY; 0 = no limit; default 2). */
+  mergeConcurrency?: number;
+  /** Merged scrapes waiting for a slot (METRICS_MERGE_QUEUE; default 32). */
+  mergeQueue?: number;
+};
+
+export const DEFAULT_MERGE_CONCURRENCY = 2;
+export const DEFAULT_MERGE_QUEUE = 32;
+/** The body of the 503 for a merged scrape that got no slot. */
+export const MERGE_BUSY_BODY = 'too many merged metrics scrapes at once; retry later\n';
 
 /**
  * The endpoint options from the config: Envoy on ENVOY_PROMETHEUS_PORT, the application per
@@ -26,16 +39,25 @@ export function metricsEndpointOptions(
 ): MetricsEndpointOptions {
   const raw = config.env.ISTIO_PROMETHEUS_ANNOTATIONS;
   const app = config.proxyType === 'sidecar' ? parsePrometheusAnnotations(raw, config.statusPort) : undefined;
+  for (const name of ['METRICS_MERGE_CONCURRENCY', 'METRICS_MERGE_QUEUE'] as const) {
+    const v = config.env[name];
+    if (!Number.isInteger(v) || v < 0) throw new ConfigError(`${name}: expected a non-negative integer like "2", got ${v}`);
+  }
   return {
     metrics: deps.metrics,
     localhost: deps.localhost,
     envoyPort: config.env.ENVOY_PROMETHEUS_PORT,
+    mergeConcurrency: config.env.METRICS_MERGE_CONCURRENCY,
+    mergeQueue: config.env.METRICS_MERGE_QUEUE,
     ...(app ? { app } : {}),
   };
 }
 
 export class StatsEndpoint {
   private readonly merged: MergedMetrics;
+  /** Bounds the merged scrapes in flight (see ScrapeAdmission). */
+  readonly admission: ScrapeAdmission;
+  private readonly defaultTimeoutMs: number | undefined;
 
   constructor(
     options: MetricsEndpointOptions,
@@ -44,7 +66,10 @@ export class StatsEndpoint {
     /** Where each scrape is recorded for the status page (optional). */
     private readonly history?: ScrapeHistory,
   ) {
-    this.merged = new MergedMetrics({ ...options, log });
+    const { mergeConcurrency, mergeQueue, ...merged } = options;
+    this.merged = new MergedMetrics({ ...merged, log });
+    this.defaultTimeoutMs = options.defaultTimeoutMs;
+    this.admission = new ScrapeAdmission(mergeConcurrency ?? DEFAULT_MERGE_CONCURRENCY, mergeQueue ?? DEFAULT_MERGE_QUEUE);
   }
 
   readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -57,6 +82,16 @@ export class StatsEndpoint {
       if (!res.writableFinished) ctl.abort(new Error('client connection closed'));
     };
     res.on('close', onClose);
+    // A queued scrape waits at most half its own timeout, leaving it the other half to run.
+    const timeoutHeader = header(req, 'x-prometheus-scrape-timeout-seconds');
+    const admission = await this.admission.acquire(sourceTimeoutMs(timeoutHeader, this.defaultTimeoutMs) / 2, ctl.signal);
+    if (!admission.admitted) {
+      res.off('close', onClose);
+      if (admission.reason === 'aborted') return;
+      this.log.debug(`merged metrics scrape refused (${admission.reason}): ${this.admission.concurrency} running, queue of ${this.admission.queue}`);
+      sendText(req, res, 503, MERGE_BUSY_BODY, { 'Retry-After': '1' });
+      return;
+    }
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const body = new StreamingBody(req, res);
@@ -68,7 +103,7 @@ export class StatsEndpoint {
           rawQuery: q >= 0 ? url.slice(q + 1) : '',
           accept: req.headers.accept,
           userAgent: req.headers['user-agent'],
-          timeoutHeader: header(req, 'x-prometheus-scrape-timeout-seconds'),
+          timeoutHeader,
           signal: ctl.signal,
         },
         {
@@ -87,6 +122,7 @@ export class StatsEndpoint {
       if (!ctl.signal.aborted) this.log.error(`merged metrics scrape failed: ${describeError(err)}`);
       res.destroy();
     } finally {
+      admission.release();
       res.off('close', onClose);
     }
   };

@@ -36,6 +36,8 @@ export interface StartAgentOptions {
   files?: Record<string, string>;
   binaryPath?: string;
   cwd?: string;
+  /** The node binary that runs the launcher (default: this process's, `process.execPath`). */
+  node?: string;
 }
 
 export class AgentProcess {
@@ -213,7 +215,7 @@ export async function startAgent(options: StartAgentOptions = {}): Promise<Agent
     ...(options.env ?? {}),
   };
   // As the image runs it: node with the launcher's `#!` flags.
-  const child = spawn(process.execPath, launcherArgv(args), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(options.node ?? process.execPath, launcherArgv(args), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   return new AgentProcess(child, cwd, ports, recordFile, stateFile);
 }
 

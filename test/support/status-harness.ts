@@ -16,6 +16,9 @@ export interface StatusHarnessOptions {
   envoyPort?: number;
   app?: AppScrapeTarget;
   appBodyLimitBytes?: number;
+  /** Merged scrapes at once / waiting (METRICS_MERGE_CONCURRENCY / METRICS_MERGE_QUEUE). */
+  mergeConcurrency?: number;
+  mergeQueue?: number;
   metricsLocalhostOnly?: boolean;
   probers?: Map<string, Prober>;
   /** Probe destination (default 127.0.0.1). */
@@ -62,6 +65,8 @@ export async function startStatus(options: StatusHarnessOptions = {}): Promise<S
       ...(options.envoyPort !== undefined ? { envoyPort: options.envoyPort } : {}),
       ...(options.app ? { app: options.app } : {}),
       ...(options.appBodyLimitBytes !== undefined ? { appBodyLimitBytes: options.appBodyLimitBytes } : {}),
+      ...(options.mergeConcurrency !== undefined ? { mergeConcurrency: options.mergeConcurrency } : {}),
+      ...(options.mergeQueue !== undefined ? { mergeQueue: options.mergeQueue } : {}),
     },
     appProbers,
     metricsLocalhostOnly: options.metricsLocalhostOnly ?? false,
