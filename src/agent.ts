@@ -15,7 +15,7 @@ import { createAgentRuntimeMetrics } from './metrics/agent.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/registry.js';
 import { ReadinessTracker } from './status/ready.js';
 import type { EnvoySupervisor } from './supervisor/supervisor.js';
-import { logEffectiveConfig, logIdentity, prepareBootstrap, startStatusServer, startWorkloadCerts, startXdsProxy } from './agent/components.js';
+import { logEffectiveConfig, logIdentity, prepareBootstrap, startDnsProxy, startStatusServer, startWorkloadCerts, startXdsProxy } from './agent/components.js';
 import { createSupervisor, superviseUntilStopped } from './agent/envoy.js';
 import { AgentNode } from './agent/node.js';
 import { startPodInfoReconfigure } from './agent/podinfo-reconfigure.js';
@@ -65,14 +65,19 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       }),
       'readiness',
     );
-    const xds = stack.use(await startXdsProxy({ config, node, log, readiness, metrics }), 'xDS proxy');
+    const dns = await startDnsProxy(config, log, readiness, metrics);
+    if (dns) {
+      stack.use(dns, 'DNS proxy');
+      stack.use(dns.readinessCheck);
+    }
+    const xds = stack.use(await startXdsProxy({ config, node, log, readiness, metrics, ...(dns ? { dns } : {}) }), 'xDS proxy');
     stack.use(await startWorkloadCerts(config, bootstrap.writer.sds.absolute, log, metrics), 'SDS server');
 
     const supervisor = createSupervisor({ config, log, env: options.env, node, bootstrap: bootstrap.writer, configYaml: bootstrap.configYaml, admin, readiness, metrics: runtime });
     stack.use(readiness.whenReady(() => supervisor.markReady()));
     if (supervisorChannel.hasSubscribers) supervisorChannel.publish({ supervisor, config } satisfies SupervisorMessage);
 
-    stack.use(await startStatusServer({ config, log, node, readiness, supervisor, metrics }), 'status server');
+    stack.use(await startStatusServer({ config, log, node, readiness, supervisor, metrics, ...(dns ? { dns } : {}) }), 'status server');
     stack.use(
       await startPodInfoReconfigure({
         dir: config.paths.podInfoDir,

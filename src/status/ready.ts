@@ -69,6 +69,7 @@ export class ReadinessTracker {
   private terminated = false;
   private everReady = false;
   private readonly readyListeners = new Set<() => void>();
+  private readonly agentChecks = new Set<() => string | undefined>();
   private readonly interval: number;
   private readonly fastInterval: number;
   private readonly fastWindow: number;
@@ -89,6 +90,27 @@ export class ReadinessTracker {
 
   current(): ReadyState {
     return this.state;
+  }
+
+  /**
+   * An agent-side check (Istio's `Agent.Check`, e.g. the DNS table), asked after Envoy's result
+   * passes: a string is the not-ready reason. It affects `/healthz/ready` (`probe()`), not
+   * `current()` (Envoy's state, reported to the control plane). Disposing removes it.
+   */
+  addCheck(check: () => string | undefined): Disposable {
+    this.agentChecks.add(check);
+    return { [Symbol.dispose]: () => void this.agentChecks.delete(check) };
+  }
+
+  /** What `/healthz/ready` answers: Envoy's state, then the agent checks. */
+  probe(): ReadyState {
+    const s = this.state;
+    if (!s.ready) return s;
+    for (const c of this.agentChecks) {
+      const reason = c();
+      if (reason !== undefined) return { ready: false, reason };
+    }
+    return s;
   }
 
   /** A new Envoy process: forget the cached result and poll until it passes. */
@@ -121,7 +143,7 @@ export class ReadinessTracker {
 
   /** The `/healthz/ready` handler: 200 empty, or 503 text/plain with the reason. */
   readonly handler = (_req: IncomingMessage, res: ServerResponse): void => {
-    const s = this.state;
+    const s = this.probe();
     if (s.ready) {
       res.writeHead(200, { 'Content-Length': '0' });
       res.end();

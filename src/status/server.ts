@@ -5,6 +5,7 @@
  *   /stats/prometheus, /metrics             → merged metrics (stats.ts)
  *   /app-health/…, /app-lifecycle/…         → app probes (app-probe.ts; 400 when not configured)
  *   /quitquitquit, /drain                   → loopback-only, POST-only, reply then act (lifecycle.ts)
+ *   /debug/ndsz                             → loopback-only DNS name table (ndsz.ts; 404 `{}` without one)
  *   anything else                           → 404
  *
  * `start` listens on all interfaces (dual-stack `::`, or `0.0.0.0` where IPv6 is unavailable)
@@ -20,6 +21,7 @@ import { AgentError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AppProbers } from './app-probe.js';
 import { lifecycleHandler } from './lifecycle.js';
+import { ndszHandler } from './ndsz.js';
 import { sendText } from './respond.js';
 import { StatsEndpoint, type MetricsEndpointOptions } from './stats.js';
 
@@ -31,7 +33,7 @@ export interface StatusServerOptions {
   /** Default: all interfaces, dual-stack (`::`), falling back to `0.0.0.0` without IPv6. */
   host?: string;
   log: Logger;
-  routes: { ready: Handler; quit: () => void; drain: () => void };
+  routes: { ready: Handler; quit: () => void; drain: () => void; ndsz?: Handler };
   metrics: MetricsEndpointOptions;
   appProbers: AppProbers;
   /** METRICS_LOCALHOST_ACCESS_ONLY: merged metrics for loopback peers only. */
@@ -105,6 +107,7 @@ export class StatusServer {
     else if (path === '/stats/prometheus' || path === '/metrics') handler = this.stats.handle;
     else if (path === '/quitquitquit') handler = this.quit;
     else if (path === '/drain') handler = this.drain;
+    else if (path === '/debug/ndsz') handler = routes.ndsz ?? ndszHandler(() => undefined);
     else if (AppProbers.matches(path)) handler = (rq, rs) => this.options.appProbers.handle(rq, rs, { statusPort: this.port });
     else handler = (rq, rs) => sendText(rq, rs, 404, NOT_FOUND_BODY);
     try {

@@ -37,6 +37,7 @@ import { Status } from './grpc-wire.js';
 import { OK, respondTrailersOnly } from './grpc-status.js';
 import { type ConnectionHost, ProxyConnection, nodeKey } from './connection.js';
 import type { XdsUpstreamSettings } from './upstream.js';
+import type { AgentTypeHandler } from './agent-types.js';
 import type { TerminationType, XdsProxyMetrics } from './metrics.js';
 
 export type { HealthReport, XdsNode, XdsStreamKind } from './messages.js';
@@ -59,6 +60,11 @@ export interface XdsProxyOptions {
   resetIntervalMs?: number;
   /** HTTP/2 keepalive ping on the upstream session; default 30000 (0 = off), 10 s to answer. */
   keepaliveMs?: number;
+  /**
+   * A type the agent consumes itself (the NDS name table): requested on every stream right after
+   * Envoy's first LDS request; its responses are applied, ACKed/NACKed, and never reach Envoy.
+   */
+  agentType?: AgentTypeHandler;
 }
 
 export interface XdsProxyStatus {
