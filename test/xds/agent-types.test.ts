@@ -38,7 +38,10 @@ describe('agent-consumed responses', () => {
         const fwd: Buffer[] = [];
         const consumed: Buffer[] = [];
         for (let i = 0; i < stream.length; i += size) {
-          for (const out of r.push(stream.subarray(i, i + size))) ('forward' in out ? fwd : consumed).push(out.forward ?? (out as { consume: Buffer }).consume);
+          for (const out of r.push(stream.subarray(i, i + size))) {
+            if ('forward' in out) fwd.push(out.forward);
+            else consumed.push(out.consume);
+          }
         }
         expect(Buffer.concat(fwd).equals(envoyBytes)).toBe(true);
         expect(consumed.map((c) => readConsumed(kind, c).nonce)).toEqual(['n3', 'n4', 'n5']);
