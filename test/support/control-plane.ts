@@ -164,7 +164,11 @@ export class ControlPlane {
   setNameTable(table: Buffer | []): void {
     this.version++;
     this.resources.set(NAME_TABLE_TYPE_URL, Array.isArray(table) ? [] : [{ name: '', any: { type_url: NAME_TABLE_TYPE_URL, value: table } }]);
-    for (const l of this.live.values()) if (l.subscribed.has(NAME_TABLE_TYPE_URL)) this.respond(l, NAME_TABLE_TYPE_URL);
+    for (const l of this.live.values()) {
+      if (!l.rec.requests.some((r) => r.typeUrl === NAME_TABLE_TYPE_URL)) continue;
+      l.subscribed.add(NAME_TABLE_TYPE_URL);
+      this.respond(l, NAME_TABLE_TYPE_URL);
+    }
   }
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {

@@ -98,9 +98,15 @@ export class DnsUpstream {
     });
   }
 
-  async close(): Promise<void> {
-    await new Promise<void>((r) => this.udp.close(() => r()));
-    await new Promise<void>((r) => this.tcp.close(() => r()));
+  private closing: Promise<void> | undefined;
+
+  /** Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await new Promise<void>((r) => this.udp.close(() => r()));
+      await new Promise<void>((r) => this.tcp.close(() => r()));
+    })();
+    return this.closing;
   }
 }
 
