@@ -110,13 +110,19 @@ export class DnsUpstream {
   }
 }
 
+/** A decoded reply with its records' data loosely typed (tests compare it) and the rcode name. */
+export type Reply = Omit<dnsPacket.DecodedPacket, 'answers'> & {
+  rcode: string;
+  answers?: Array<{ type: string; name: string; ttl?: number; class?: string; flush?: boolean; data?: unknown }>;
+};
+
 /** One query over UDP or TCP to `host:port`; resolves with the decoded answer (rejects after `timeoutMs`). */
 export function ask(
   host: string,
   port: number,
   name: string,
   opts: { type?: dnsPacket.RecordType; protocol?: 'udp' | 'tcp'; id?: number; ednsSize?: number; raw?: Buffer; timeoutMs?: number } = {},
-): Promise<{ packet: dnsPacket.Packet; bytes: Buffer; ms: number }> {
+): Promise<{ packet: Reply; bytes: Buffer; ms: number }> {
   const id = opts.id ?? Math.floor(Math.random() * 65535);
   const query =
     opts.raw ??
@@ -130,7 +136,7 @@ export function ask(
   const started = performance.now();
   const timeoutMs = opts.timeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
-    const done = (bytes: Buffer) => resolve({ packet: dnsPacket.decode(bytes), bytes, ms: performance.now() - started });
+    const done = (bytes: Buffer) => resolve({ packet: dnsPacket.decode(bytes) as unknown as Reply, bytes, ms: performance.now() - started });
     if ((opts.protocol ?? 'udp') === 'udp') {
       const s = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
       const t = setTimeout(() => {
