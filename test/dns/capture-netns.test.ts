@@ -13,7 +13,7 @@ import { REPO_ROOT } from '../iptables/helpers.js';
 import { kernelSkipReason, NetnsPair, onPath, parseSave, sh, startProcess, type Server } from '../iptables/netns.js';
 
 const built = existsSync(path.join(REPO_ROOT, 'dist', 'src', 'dns', 'server.js'));
-const skip = kernelSkipReason() ?? (built ? undefined : 'dist/ is not built (the jest globalSetup builds it)');
+const skip = kernelSkipReason() ?? (built ? undefined : 'dist/ is not built (the jest globalSetup builds it)') ?? (onPath('setpriv') ? undefined : 'setpriv (util-linux) is not installed');
 if (skip) console.warn(`DNS capture netns test skipped: ${skip}`);
 const nftSkip = skip ?? (onPath('nft') ? undefined : 'nft is not installed (apt-get install nftables)');
 if (nftSkip && !skip) console.warn(`DNS capture nftables netns test skipped: ${nftSkip}`);
