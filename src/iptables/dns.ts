@@ -11,6 +11,8 @@
  *   app→agent and agent→server flows of one query never share a conntrack entry.
  * The builder adds `-p udp -j ISTIO_OUTPUT` next to 1.6's TCP-only jump so UDP reaches these.
  */
+import { AgentError } from '../errors.js';
+import { parseResolvConf } from '../dns/resolv.js';
 import type { IptablesConfig } from './options.js';
 import { splitList } from './net.js';
 
@@ -59,4 +61,18 @@ export function addDnsRules(r: RuleSink, cfg: Readonly<IptablesConfig>, ipv4: bo
     r.append(OUTPUT_DNS_CHAIN, 'raw', '-p', 'udp', '--dport', '53', '-d', `${s}${mask}`, '-j', 'CT', '--zone', '2');
     r.append(INBOUND_CHAIN, 'raw', '-p', 'udp', '--sport', '53', '-s', `${s}${mask}`, '-j', 'CT', '--zone', '1');
   }
+}
+
+/** The nameservers of resolv.conf `path` by family (a zone suffix dropped); exit 1 naming it when unreadable. */
+export function dnsServersFrom(readFile: ((p: string) => string | undefined) | undefined, path: string, source: string): { v4: string[]; v6: string[] } {
+  const text = readFile?.(path);
+  if (text === undefined) {
+    throw new AgentError('IPTABLES_FAILED', `failed to load ${path} (${source}): the DNS servers to capture are read from it with --redirect-dns`, { exitCode: 1 });
+  }
+  const out = { v4: [] as string[], v6: [] as string[] };
+  for (const a of parseResolvConf(text).addresses) {
+    const bare = a.split('%')[0] as string;
+    (bare.includes(':') ? out.v6 : out.v4).push(bare);
+  }
+  return out;
 }

@@ -11,12 +11,7 @@ import { AgentError } from '../errors.js';
 import { formatFlagHelp, parseFlags, parseGoBool, type FlagSpec } from '../config/flags.js';
 import { parseGoDuration } from '../go/duration.js';
 import { firstAddressIsIPv6, hasGlobalIPv6, isPort, parseCidr, splitList } from './net.js';
-import { parseResolvConf } from '../dns/resolv.js';
-
-/** resolv.conf nameserver addresses (a zone suffix dropped: iptables matches addresses). */
-function resolvNameservers(text: string): string[] {
-  return parseResolvConf(text).addresses.map((a) => a.split('%')[0] as string);
-}
+import { dnsServersFrom } from './dns.js';
 
 export interface IptablesFlagSpec extends FlagSpec {
   /** Environment variable that sets the flag when it is not given (viper AutomaticEnv). */
@@ -155,18 +150,14 @@ export interface IptablesConfig {
   probeTimeoutMs: number;
   /** The pod's first address is IPv6 (validation then probes ::6 → ::1). */
   hostIsIPv6: boolean;
-  /**
-   * DNS capture in effect: asked for (--redirect-dns, REDIRECT_DNS, ISTIO_META_DNS_CAPTURE, or
-   * 1.6's DNS_CAPTURE) and with something to capture (--capture-all-dns or a nameserver), as Istio.
-   */
+  /** DNS capture in effect: asked for (flag or env) with something to capture (--capture-all-dns or a nameserver). */
   redirectDns: boolean;
-  /** Asked for, whether or not in effect (for the "no nameservers" warning). */
+  /** Asked for, in effect or not (the "no nameservers" warning). */
   dnsCaptureRequested: boolean;
   captureAllDns: boolean;
-  /** resolv.conf nameservers by family (read only for --redirect-dns without --capture-all-dns). */
+  /** Nameservers of `resolvConfPath` by family (read for --redirect-dns without --capture-all-dns). */
   dnsServersV4: string[];
   dnsServersV6: string[];
-  /** The file they were read from. */
   resolvConfPath: string;
   logOutputLevel: string;
   logAsJson: boolean;
@@ -352,15 +343,8 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
   // 1.6 read DNS_CAPTURE (any non-empty value); current Istio --redirect-dns / ISTIO_META_DNS_CAPTURE.
   const dnsCaptureRequested = bool('redirect-dns') || (input.env.DNS_CAPTURE ?? '') !== '';
   const resolvConfPath = raw('dns-resolv-conf');
-  const dnsServersV4: string[] = [];
-  const dnsServersV6: string[] = [];
-  if (dnsCaptureRequested && !captureAllDns && !input.forCleanup && !cleanupOnly) {
-    const text = (input.readFile ?? (() => undefined))(resolvConfPath);
-    if (text === undefined) {
-      throw new AgentError('IPTABLES_FAILED', `failed to load ${resolvConfPath} (${source('dns-resolv-conf')}): the DNS servers to capture are read from it with --redirect-dns`, { exitCode: 1 });
-    }
-    for (const ns of resolvNameservers(text)) (ns.includes(':') ? dnsServersV6 : dnsServersV4).push(ns);
-  }
+  const readServers = dnsCaptureRequested && !captureAllDns && !input.forCleanup && !cleanupOnly;
+  const { v4: dnsServersV4, v6: dnsServersV6 } = readServers ? dnsServersFrom(input.readFile, resolvConfPath, source('dns-resolv-conf')) : { v4: [], v6: [] };
   const redirectDns = dnsCaptureRequested && (captureAllDns || dnsServersV4.length > 0 || dnsServersV6.length > 0);
 
   let enableInboundIPv6 = false;
