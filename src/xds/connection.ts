@@ -1,7 +1,8 @@
 /**
  * One Envoy stream of the xDS proxy and its upstream stream to the control plane: the dial,
- * cut-through forwarding of responses (with backpressure), Envoy's requests (node on the first,
- * health after the first LDS request), and the one way out, `close(status)`.
+ * cut-through forwarding of responses (with backpressure; the agent's own type, NDS, is split
+ * out and consumed here), Envoy's requests (node on the first, NDS subscription and health after
+ * the first LDS request), and the one way out, `close(status)`.
  */
 import http2 from 'node:http2';
 import type { Logger } from '../log.js';

@@ -24,6 +24,8 @@
  *   the stream by then already carries the current node.
  * - Health reports (`sendHealth`): the latest one is sent at once on an open stream, and on every
  *   new stream right after Envoy's first LDS request has been forwarded, never before.
+ * - `agentType` (the NDS name table, docs/DNS.md): subscribed on every stream right after
+ *   Envoy's first LDS request; its responses are applied and ACKed/NACKed here, never forwarded.
  * - `close()` ends the active stream (UNAVAILABLE), stops the server and removes the socket.
  *   Idempotent; concurrent callers share one promise.
  */
