@@ -15,7 +15,7 @@ import { createAgentRuntimeMetrics } from './metrics/agent.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/registry.js';
 import { ReadinessTracker } from './status/ready.js';
 import type { EnvoySupervisor } from './supervisor/supervisor.js';
-import { logEffectiveConfig, logIdentity, planCertificates, prepareBootstrap, startStatusServer, startWorkloadCerts, startXdsProxy } from './agent/components.js';
+import { logEffectiveConfig, logIdentity, planCertificates, prepareBootstrap, startDnsProxy, startStatusServer, startWorkloadCerts, startXdsProxy } from './agent/components.js';
 import { createSupervisor, superviseUntilStopped } from './agent/envoy.js';
 import { AgentNode } from './agent/node.js';
 import { startPodInfoReconfigure } from './agent/podinfo-reconfigure.js';
@@ -67,7 +67,12 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       }),
       'readiness',
     );
-    const xds = stack.use(await startXdsProxy({ config, node, log, readiness, metrics }), 'xDS proxy');
+    const dns = await startDnsProxy(config, log, readiness, metrics);
+    if (dns) {
+      stack.use(dns, 'DNS proxy');
+      stack.use(dns.readinessCheck);
+    }
+    const xds = stack.use(await startXdsProxy({ config, node, log, readiness, metrics, ...(dns ? { dns } : {}) }), 'xDS proxy');
     const certs = stack.use(
       await startWorkloadCerts(config, bootstrap.writer.sds.absolute, log, metrics, {
         ...certPlan,
@@ -75,14 +80,23 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       }),
       'SDS server',
     );
-    if (certs) stack.use(readiness.addNotReadyDetail(() => certs.unservable()));
+    if (certs) stack.use(readiness.addCheck(() => certs.unservable(), 'detail'));
 
     const supervisor = createSupervisor({ config, log, env: options.env, node, bootstrap: bootstrap.writer, configYaml: bootstrap.configYaml, admin, readiness, metrics: runtime });
     stack.use(readiness.whenReady(() => supervisor.markReady()));
     if (supervisorChannel.hasSubscribers) supervisorChannel.publish({ supervisor, config } satisfies SupervisorMessage);
 
-    const status = createAgentStatus({ config, node, supervisor, readiness, ...(xds ? { xds: xds.proxy } : {}), ...(certs?.manager ? { certificates: certs.manager } : {}), ...(certs ? { sds: certs } : {}) });
-    stack.use(await startStatusServer({ config, log, node, readiness, supervisor, metrics, status }), 'status server');
+    const status = createAgentStatus({
+      config,
+      node,
+      supervisor,
+      readiness,
+      ...(xds ? { xds: xds.proxy } : {}),
+      ...(certs?.manager ? { certificates: certs.manager } : {}),
+      ...(certs ? { sds: certs } : {}),
+      ...(dns ? { dns } : {}),
+    });
+    stack.use(await startStatusServer({ config, log, node, readiness, supervisor, metrics, status, ...(dns ? { dns } : {}) }), 'status server');
     stack.use(
       await startPodInfoReconfigure({
         dir: config.paths.podInfoDir,

@@ -29,7 +29,9 @@ export type ErrorCode =
   | 'XDS_PROXY_LISTEN_FAILED'
   | 'XDS_WIRE_MALFORMED'
   | 'XDS_GRPC_FRAMING'
-  | 'XDS_DIAL_FAILED';
+  | 'XDS_DIAL_FAILED'
+  | 'DNS_LISTEN_FAILED'
+  | 'DNS_CONFIG_INVALID';
 
 export interface AgentErrorOptions {
   cause?: unknown;

@@ -13,11 +13,14 @@ import type { AgentMetrics } from '../metrics/registry.js';
 import { AppProbers } from '../status/app-probe.js';
 import type { ReadinessTracker } from '../status/ready.js';
 import { StatusServer } from '../status/server.js';
+import { ndszHandler } from '../status/ndsz.js';
 import { metricsEndpointOptions } from '../status/stats.js';
 import type { EnvoySupervisor } from '../supervisor/supervisor.js';
 import type { AgentXds } from '../xds/agent-xds.js';
 import type { WorkloadCertificates } from '../sds/workload.js';
 import type { AgentStatus } from './status.js';
+import type { DnsServer } from '../dns/server.js';
+import { DNS_NOT_READY_REASON, dnsEnabled } from '../dns/enabled.js';
 import type { AgentNode } from './node.js';
 
 export function logEffectiveConfig(config: AgentConfig, log: Logger): void {
@@ -71,6 +74,22 @@ export interface XdsStepOptions {
   log: Logger;
   readiness: ReadinessTracker;
   metrics: AgentMetrics;
+  /** The DNS proxy, fed the NDS name table from the xDS stream. */
+  dns?: DnsServer;
+}
+
+/**
+ * docs/DNS.md: the DNS proxy (ISTIO_META_DNS_CAPTURE / ISTIO_META_ENABLE_DNS_SERVER), listening
+ * before Envoy starts; while it has no table, readiness is 503 with Istio's reason.
+ */
+export async function startDnsProxy(config: AgentConfig, log: Logger, readiness: ReadinessTracker, metrics: AgentMetrics): Promise<(DnsServer & { readinessCheck: Disposable }) | undefined> {
+  if (!dnsEnabled(config)) return undefined;
+  // Loaded on demand: the DNS stack is not paid for when DNS proxying is off.
+  const { startAgentDns } = await import('../dns/agent-dns.js');
+  const dns = await startAgentDns({ config, log, registry: metrics.registry });
+  if (!dns) return undefined;
+  const check = readiness.addCheck(() => (dns.ready ? undefined : DNS_NOT_READY_REASON));
+  return Object.assign(dns, { readinessCheck: check });
 }
 
 /** SPEC §7.1, §7.2: the xDS proxy and health reporting, listening before Envoy starts; none in standalone mode. */
@@ -85,7 +104,13 @@ export async function startXdsProxy(o: XdsStepOptions): Promise<AgentXds | undef
     log: o.log,
     envoyReady: () => o.readiness.current(),
     registry: o.metrics.registry,
+    ...(o.dns ? { agentType: await ndsHandler(o.dns) } : {}),
   });
+}
+
+async function ndsHandler(dns: DnsServer) {
+  const { NAME_TABLE_TYPE, decodeNameTable } = await import('../dns/nds.js');
+  return { typeUrl: NAME_TABLE_TYPE, apply: (value: Uint8Array) => dns.updateTable(decodeNameTable(value)) };
 }
 
 export interface CertificatePlan {
@@ -127,6 +152,7 @@ export async function startWorkloadCerts(
 
 export interface StatusStepOptions {
   config: AgentConfig;
+  dns?: DnsServer;
   log: Logger;
   node: AgentNode;
   readiness: ReadinessTracker;
@@ -148,7 +174,12 @@ export async function startStatusServer(o: StatusStepOptions): Promise<StatusSer
   const status = await StatusServer.start({
     port: config.statusPort,
     log,
-    routes: { ready: o.readiness.handler, quit: () => supervisor.quit(), drain: () => void supervisor.drain() },
+    routes: {
+      ready: o.readiness.handler,
+      quit: () => supervisor.quit(),
+      drain: () => void supervisor.drain(),
+      ...(o.dns ? { ndsz: ndszHandler(() => o.dns?.debugTable()) } : {}),
+    },
     metrics: metricsEndpointOptions(config, { metrics: o.metrics, localhost }),
     appProbers: AppProbers.fromConfig(config, { ipv6: o.node.identity.ipv6, log }),
     metricsLocalhostOnly: metricsLocalhostOnly(config),

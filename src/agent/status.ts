@@ -62,6 +62,8 @@ export interface AgentStatusOptions {
   certificates?: SecretManager;
   /** SDS: default/ROOTCA source and every name served (issue 14). */
   sds?: { snapshot(): object };
+  /** The DNS proxy (issue 15). */
+  dns?: { snapshot(): object };
 }
 
 export function createAgentStatus(o: AgentStatusOptions): AgentStatus {
@@ -97,6 +99,8 @@ export function createAgentStatus(o: AgentStatusOptions): AgentStatus {
   registry.register({ name: 'certificates', snapshot: certificatesProvider(config, o.certificates) });
   const sds = o.sds;
   if (sds) registry.register({ name: 'sds', snapshot: () => ({ ...sds.snapshot() }) });
+  const dns = o.dns;
+  if (dns) registry.register({ name: 'dns', snapshot: () => ({ ...dns.snapshot() }) });
   registry.register({ name: 'pod', snapshot: () => pod.snapshot() });
   registry.register({ name: 'metrics', snapshot: () => scrapes.snapshot() });
   return { registry, scrapes, pod };

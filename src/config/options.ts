@@ -104,6 +104,13 @@ export const PROXY_ENV = [
     doc: 'Hot-restart Envoy (--restart-epoch) when its bootstrap changes; off: the new bootstrap applies at the next start',
   },
   { name: 'ENVOY_USER', type: 'string', default: 'istio-proxy', doc: 'User name Envoy runs as (istio-iptables default uid)' },
+  { name: 'ISTIO_META_DNS_CAPTURE', type: 'bool', default: 'false', doc: 'Sidecar: run the DNS proxy (NDS name table from istiod, resolver on DNS_PROXY_ADDR); also from proxyMetadata' },
+  { name: 'ISTIO_META_ENABLE_DNS_SERVER', type: 'bool', default: 'false', doc: 'Run the DNS proxy whatever the proxy type (no capture implied); also from proxyMetadata' },
+  { name: 'DNS_PROXY_ADDR', type: 'string', default: 'localhost:15053', doc: 'DNS proxy address (host:port); `localhost` listens on 127.0.0.1 and/or ::1 by the resolv.conf families; `:53` needs root' },
+  { name: 'DNS_FORWARD_TIMEOUT', type: 'duration', default: '5s', doc: 'Timeout of each upstream DNS query' },
+  { name: 'DNS_FORWARD_PARALLEL', type: 'bool', default: 'false', doc: 'Send forwarded DNS queries to all resolv.conf servers at once (first answer wins)' },
+  { name: 'DNS_CACHE_SIZE', type: 'int', default: '0', doc: 'Not in Istio: entries of the upstream DNS answer cache (TTL-honouring, LRU); 0 = no cache' },
+  { name: 'DNS_RESOLV_CONF', type: 'string', default: '/etc/resolv.conf', doc: 'Not in Istio: the resolv.conf the DNS proxy reads for upstream servers and search domains' },
 ] as const satisfies readonly EnvSpec[];
 
 type EnvEntry = (typeof PROXY_ENV)[number];

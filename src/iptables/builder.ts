@@ -12,8 +12,9 @@
  */
 import type { IptablesConfig } from './options.js';
 import { separateV4V6, splitList } from './net.js';
+import { OUTPUT_DNS_CHAIN, addDnsRules } from './dns.js';
 
-export type Table = 'filter' | 'mangle' | 'nat';
+export type Table = 'filter' | 'mangle' | 'nat' | 'raw';
 
 /** One rule: `-A chain params…` or `-I chain position params…` in `table`. */
 export interface Rule {
@@ -49,6 +50,7 @@ export const CHAIN = {
   REDIRECT: 'ISTIO_REDIRECT',
   IN_REDIRECT: 'ISTIO_IN_REDIRECT',
   DROP: 'ISTIO_DROP',
+  OUTPUT_DNS: OUTPUT_DNS_CHAIN,
 } as const;
 
 /** Every chain istio-iptables may create, by table. */
@@ -142,9 +144,13 @@ export function buildCapturePlan(cfg: Readonly<IptablesConfig>): CapturePlan {
 
     addInbound(cfg, fam, famTproxy, hostCommands);
 
+    const dns = cfg.redirectDns;
     r.append('OUTPUT', 'nat', '-p', 'tcp', '-j', CHAIN.OUTPUT);
+    // DNS capture: UDP has to reach ISTIO_OUTPUT too (1.6 sends only TCP there).
+    if (dns) r.append('OUTPUT', 'nat', '-p', 'udp', '-j', CHAIN.OUTPUT);
     for (const p of splitList(cfg.outboundPortsExclude)) {
       r.append(CHAIN.OUTPUT, 'nat', '-p', 'tcp', '--dport', p, '-j', 'RETURN');
+      if (dns) r.append(CHAIN.OUTPUT, 'nat', '-p', 'udp', '--dport', p, '-j', 'RETURN');
     }
     r.append(CHAIN.OUTPUT, 'nat', '-o', 'lo', '-s', fam.passthroughSource, '-j', 'RETURN');
     for (const [owner, ids] of [
@@ -152,14 +158,17 @@ export function buildCapturePlan(cfg: Readonly<IptablesConfig>): CapturePlan {
       ['--gid-owner', splitList(cfg.proxyGid)],
     ] as const) {
       for (const id of ids) {
-        // app → VIP → Envoy outbound → Envoy inbound → app, over lo: send to inbound capture.
-        r.append(CHAIN.OUTPUT, 'nat', '-o', 'lo', '!', '-d', fam.loopback, '-m', 'owner', owner, id, '-j', CHAIN.IN_REDIRECT);
-        // app → app by endpoint address over lo: not captured.
-        r.append(CHAIN.OUTPUT, 'nat', '-o', 'lo', '-m', 'owner', '!', owner, id, '-j', 'RETURN');
+        // app → VIP → Envoy outbound → Envoy inbound → app, over lo: send to inbound capture
+        // (with DNS capture, not the agent's TCP DNS to a server on lo: Istio excludes 53 for uids).
+        const noDns = dns && owner === '--uid-owner' ? ['-p', 'tcp', '!', '--dport', '53'] : [];
+        r.append(CHAIN.OUTPUT, 'nat', '-o', 'lo', '!', '-d', fam.loopback, ...noDns, '-m', 'owner', owner, id, '-j', CHAIN.IN_REDIRECT);
+        // app → app by endpoint address over lo: not captured (except DNS to a server on lo).
+        r.append(CHAIN.OUTPUT, 'nat', '-o', 'lo', ...(dns ? ['-p', 'tcp', '!', '--dport', '53'] : []), '-m', 'owner', '!', owner, id, '-j', 'RETURN');
         // the proxy's own traffic: never captured (no loops).
         r.append(CHAIN.OUTPUT, 'nat', '-m', 'owner', owner, id, '-j', 'RETURN');
       }
     }
+    if (dns) addDnsRules(r, cfg, fam.ipv4);
     r.append(CHAIN.OUTPUT, 'nat', '-d', fam.loopback, '-j', 'RETURN');
     for (const cidr of fam.excludes) r.append(CHAIN.OUTPUT, 'nat', '-d', cidr, '-j', 'RETURN');
 
@@ -244,7 +253,7 @@ function tproxyRouteCommands(cfg: Readonly<IptablesConfig>): HostCommand[] {
   ];
 }
 
-const TABLE_ORDER: readonly Table[] = ['filter', 'mangle', 'nat'];
+const TABLE_ORDER: readonly Table[] = ['filter', 'mangle', 'nat', 'raw'];
 
 /**
  * `iptables-restore` input for `rules`: per table (filter, mangle, nat; empty ones left out),
@@ -287,6 +296,9 @@ export function toCommands(bin: 'iptables' | 'ip6tables', rules: readonly Rule[]
 /** Chains to flush and delete, in an order where nothing still refers to a chain being deleted. */
 const CLEANUP_CHAINS: ReadonlyArray<readonly [Table, string]> = [
   ['nat', CHAIN.OUTPUT],
+  ['nat', CHAIN.OUTPUT_DNS],
+  ['raw', CHAIN.OUTPUT_DNS],
+  ['raw', CHAIN.INBOUND],
   ['nat', CHAIN.INBOUND],
   ['mangle', CHAIN.INBOUND],
   ['mangle', CHAIN.DIVERT],
@@ -315,11 +327,13 @@ export interface CleanupPlan {
  * both modes, so a TPROXY setup is cleaned without `-m TPROXY`), 1.6's fixed jumps, then
  * every Istio chain. Everything is best effort: a missing rule or chain is not an error.
  * Rules jumping to Istio chains that this list misses are found from the live tables by
- * the executor (`sweepJumps`).
+ * the executor (`sweepJumps`). DNS capture's chains (nat and raw ISTIO_OUTPUT_DNS, raw
+ * ISTIO_INBOUND) and jumps are always removed too.
  */
 export function buildCleanupPlan(cfg: Readonly<IptablesConfig>): CleanupPlan {
   const plans = (['REDIRECT', 'TPROXY'] as const).map((mode) =>
-    buildCapturePlan({ ...cfg, mode, inboundInterceptionMode: mode, enableInboundIPv6: true, dropInvalid: true }),
+    // DNS capture on for all (captureAllDns: every built-in jump it can add, raw PREROUTING included).
+    buildCapturePlan({ ...cfg, mode, inboundInterceptionMode: mode, enableInboundIPv6: true, dropInvalid: true, redirectDns: true, captureAllDns: true }),
   );
   const deletes: CleanupPlan['deletes'] = [];
   for (const bin of ['iptables', 'ip6tables'] as const) {

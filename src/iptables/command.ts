@@ -7,7 +7,7 @@
  * the nftables transaction instead. `--skip-rule-apply` writes nothing to the kernel;
  * `--cleanup-only` runs the cleanup instead; `--run-validation` then proves the capture
  * (exit 126 when it does not redirect). Exit 0 on success; 1 for a usage error (message
- * names the flag or env var) or a failed command. DNS capture requests are warned about.
+ * names the flag or env var) or a failed command. --redirect-dns with nothing to capture warns (as Istio).
  *
  * istio-clean-iptables: the same flags; removes what istio-iptables creates (the nftables
  * tables too with `--native-nftables`). Exit 0 unless the flags are bad.
@@ -44,6 +44,8 @@ export interface IptablesDeps {
   interfaceAddresses: () => string[];
   /** /etc/passwd contents, or undefined if unreadable. */
   readPasswd: () => string | undefined;
+  /** A file's contents (resolv.conf), or undefined if unreadable. */
+  readFile: (path: string) => string | undefined;
   /** The runner for real (non dry-run) execution. */
   runner: (ctx: CommandContext) => Runner;
   /** Where rules files go (real runs). */
@@ -61,6 +63,13 @@ export const defaultIptablesDeps: IptablesDeps = {
   readPasswd: () => {
     try {
       return readFileSync('/etc/passwd', 'utf8');
+    } catch {
+      return undefined;
+    }
+  },
+  readFile: (p) => {
+    try {
+      return readFileSync(p, 'utf8');
     } catch {
       return undefined;
     }
@@ -120,6 +129,7 @@ export function createIptablesCommands(overrides: Partial<IptablesDeps> = {}): {
         return passwd === undefined ? undefined : lookupUidInPasswd(passwd, user);
       },
       interfaceAddresses: deps.interfaceAddresses,
+      readFile: deps.readFile,
       forCleanup,
     });
 
@@ -131,7 +141,9 @@ export function createIptablesCommands(overrides: Partial<IptablesDeps> = {}): {
     }
     const cfg = resolved.config;
     const log = logger(cfg, ctx);
-    if (cfg.dnsCaptureRequested) log.warn('DNS capture is not implemented: --redirect-dns / DNS_CAPTURE is ignored and no DNS rules are added');
+    if (cfg.dnsCaptureRequested && !cfg.redirectDns && !cfg.cleanupOnly) {
+      log.warn(`--redirect-dns is set, but --capture-all-dns is false and ${cfg.resolvConfPath} names no DNS servers: DNS capture disabled`);
+    }
     // --skip-rule-apply (istio-cni did the work): nothing is generated, applied or cleaned.
     if (!cfg.skipRuleApply) {
       const io = executorIO(cfg, ctx, deps);
@@ -166,7 +178,6 @@ export function createIptablesCommands(overrides: Partial<IptablesDeps> = {}): {
       return 0;
     }
     const cfg = resolved.config;
-    if (cfg.dnsCaptureRequested) logger(cfg, ctx).warn('DNS capture is not implemented: there are no DNS rules to remove');
     const io = executorIO(cfg, ctx, deps);
     await (cfg.nativeNftables ? cleanupNftCapture(cfg, io) : cleanupCapture(cfg, io));
     return 0;

@@ -7,8 +7,8 @@
  * 15008 tunnel-port RETURN, no port-22 exception, udp twins of `-o` excludes.
  *
  * Rules are built per family into one inet table: IPv6 rules only when IPv6 is enabled.
- * DNS capture is a later addition: it adds rules to `istio-output-dns` (nat, raw) through
- * the same `append`/`insert` calls; both chains are already declared.
+ * `--redirect-dns` adds current Istio's DNS capture: `istio-output-dns` (nat: redirect port 53
+ * to 15053; raw: conntrack zones) and raw `istio-inbound` (zones of the servers' answers).
  */
 import type { IptablesConfig } from './options.js';
 import { separateV4V6, splitList } from './net.js';
@@ -78,13 +78,14 @@ const MANGLE: NftTable = 'istio-proxy-mangle';
 
 const isLoopbackNet = (cidr: string) => cidr.startsWith('127.') || cidr === '::1/128';
 
-/** Builds the rule list for `cfg` (Istio's NftablesConfigurator.Run, DNS aside). */
+/** Builds the rule list for `cfg` (Istio's NftablesConfigurator.Run). */
 export function buildNftRules(cfg: Readonly<IptablesConfig>): NftRule[] {
   const r = new NftRules(cfg.enableInboundIPv6);
   const tproxy = cfg.mode === 'TPROXY';
   const exclude = separateV4V6(cfg.outboundIPRangesExclude);
   const include = separateV4V6(cfg.outboundIPRangesInclude);
   const includesLoopback = [...include.v4, ...include.v6].some(isLoopbackNet);
+  const dns = cfg.redirectDns;
 
   for (const ifName of splitList(cfg.excludeInterfaces)) {
     r.append(NAT, 'prerouting', 'iifname', ifName, 'counter', 'return');
@@ -124,14 +125,20 @@ export function buildNftRules(cfg: Readonly<IptablesConfig>): NftRule[] {
     ['skgid', splitList(cfg.proxyGid)],
   ] as const) {
     for (const id of ids) {
+      // With DNS capture the uids' TCP DNS over lo is not sent to inbound (Istio excludes 53 for uids only).
+      const ports = dns && owner === 'skuid' ? `{ 53, ${INBOUND_TUNNEL_PORT} }` : INBOUND_TUNNEL_PORT;
       const inRedirect = (daddr: string, loopback: string) =>
-        ['oifname', 'lo', 'meta l4proto tcp', daddr, '!=', loopback, 'tcp dport', '!=', INBOUND_TUNNEL_PORT, owner, id, 'counter', 'jump', 'istio-in-redirect'];
+        ['oifname', 'lo', 'meta l4proto tcp', daddr, '!=', loopback, 'tcp dport', '!=', ports, owner, id, 'counter', 'jump', 'istio-in-redirect'];
       r.append(NAT, 'istio-output', ...inRedirect('ip daddr', LOOPBACK_V4));
       r.append6(NAT, 'istio-output', ...inRedirect('ip6 daddr', '::1/128'));
-      if (!includesLoopback) r.append(NAT, 'istio-output', 'oifname', 'lo', owner, '!=', id, 'counter', 'return');
+      if (!includesLoopback) {
+        if (dns) r.append(NAT, 'istio-output', 'oifname', 'lo', 'meta l4proto tcp', 'tcp dport', '!=', '53', owner, '!=', id, 'counter', 'return');
+        else r.append(NAT, 'istio-output', 'oifname', 'lo', owner, '!=', id, 'counter', 'return');
+      }
       r.append(NAT, 'istio-output', owner, id, 'counter', 'return');
     }
   }
+  if (dns) addNftDns(cfg, r);
 
   r.append(NAT, 'istio-output', 'ip daddr', LOOPBACK_V4, 'counter', 'return');
   r.append6(NAT, 'istio-output', 'ip6 daddr', '::1/128', 'counter', 'return');
@@ -159,6 +166,49 @@ export function buildNftRules(cfg: Readonly<IptablesConfig>): NftRule[] {
 
   if (tproxy) addTproxyMarks(cfg, r);
   return r.rules;
+}
+
+/** `--redirect-dns` (Istio's nftables SetupDNSRedir and conntrack zones; see dns.ts for the why). */
+function addNftDns(cfg: Readonly<IptablesConfig>, r: NftRules): void {
+  const RAW: NftTable = 'istio-proxy-raw';
+  const v4 = cfg.dnsServersV4;
+  const v6 = cfg.dnsServersV6;
+  const all = cfg.captureAllDns;
+  const to = ':15053';
+  r.append(RAW, 'output', 'counter', 'jump', 'istio-output-dns');
+  if (all || v4.length > 0 || v6.length > 0) r.append(NAT, 'istio-output', 'counter', 'jump', 'istio-output-dns');
+  for (const proto of ['tcp', 'udp'] as const) {
+    if (all) {
+      r.append(NAT, 'istio-output-dns', ...(proto === 'tcp' ? ['meta l4proto tcp'] : []), `${proto} dport`, '53', 'counter', 'redirect', 'to', to);
+      continue;
+    }
+    for (const s of v4) r.append(NAT, 'istio-output-dns', 'ip daddr', `${s}/32`, `${proto} dport`, '53', 'counter', 'redirect', 'to', to);
+    for (const s of v6) r.append6(NAT, 'istio-output-dns', 'ip6 daddr', `${s}/128`, `${proto} dport`, '53', 'counter', 'redirect', 'to', to);
+  }
+  for (const [owner, ids] of [
+    ['skuid', splitList(cfg.proxyUid)],
+    ['skgid', splitList(cfg.proxyGid)],
+  ] as const) {
+    for (const id of ids) {
+      r.append(RAW, 'istio-output-dns', 'udp dport', '53', 'meta', owner, id, 'counter', 'ct', 'zone', 'set', '1');
+      r.append(RAW, 'istio-output-dns', 'udp sport', '15053', 'meta', owner, id, 'counter', 'ct', 'zone', 'set', '2');
+    }
+  }
+  if (all) {
+    r.append(RAW, 'prerouting', 'counter', 'jump', 'istio-inbound');
+    r.append(RAW, 'istio-output-dns', 'udp dport', '53', 'counter', 'ct', 'zone', 'set', '2');
+    r.append(RAW, 'istio-inbound', 'udp sport', '53', 'counter', 'ct', 'zone', 'set', '1');
+    return;
+  }
+  if (v4.length > 0 || v6.length > 0) r.append(RAW, 'prerouting', 'counter', 'jump', 'istio-inbound');
+  for (const s of v4) {
+    r.append(RAW, 'istio-output-dns', 'udp dport', '53', 'ip daddr', `${s}/32`, 'counter', 'ct', 'zone', 'set', '2');
+    r.append(RAW, 'istio-inbound', 'udp sport', '53', 'ip saddr', `${s}/32`, 'counter', 'ct', 'zone', 'set', '1');
+  }
+  for (const s of v6) {
+    r.append6(RAW, 'istio-output-dns', 'udp dport', '53', 'ip6 daddr', `${s}/128`, 'counter', 'ct', 'zone', 'set', '2');
+    r.append6(RAW, 'istio-inbound', 'udp sport', '53', 'ip6 saddr', `${s}/128`, 'counter', 'ct', 'zone', 'set', '1');
+  }
 }
 
 function addRedirectInbound(cfg: Readonly<IptablesConfig>, r: NftRules): void {

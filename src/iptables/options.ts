@@ -11,6 +11,7 @@ import { AgentError } from '../errors.js';
 import { formatFlagHelp, parseFlags, parseGoBool, type FlagSpec } from '../config/flags.js';
 import { parseGoDuration } from '../go/duration.js';
 import { firstAddressIsIPv6, hasGlobalIPv6, isPort, parseCidr, splitList } from './net.js';
+import { dnsServersFrom } from './dns.js';
 
 export interface IptablesFlagSpec extends FlagSpec {
   /** Environment variable that sets the flag when it is not given (viper AutomaticEnv). */
@@ -80,10 +81,11 @@ export const IPTABLES_FLAGS: readonly IptablesFlagSpec[] = [
   flag('drop-invalid', undefined, 'bool', 'false', 'Drop packets conntrack marks INVALID (out of window) instead of letting them reset the connection', {
     envAliases: ['INVALID_DROP'],
   }),
-  flag('redirect-dns', undefined, 'bool', 'false', 'Capture DNS to the agent (not implemented yet: warns and changes nothing)', {
+  flag('redirect-dns', undefined, 'bool', 'false', 'Capture the app\'s DNS to the agent on 15053: UDP and TCP port 53 to the resolv.conf nameservers (chain ISTIO_OUTPUT_DNS), with conntrack zones in the raw table', {
     envAliases: ['ISTIO_META_DNS_CAPTURE'],
   }),
-  flag('capture-all-dns', undefined, 'bool', 'false', 'Capture all DNS on port 53 (not implemented yet: changes nothing)'),
+  flag('capture-all-dns', undefined, 'bool', 'false', 'With --redirect-dns: capture DNS to any address on port 53, not only to the resolv.conf nameservers'),
+  flag('dns-resolv-conf', undefined, 'string', '/etc/resolv.conf', 'Not in Istio: the resolv.conf whose nameservers --redirect-dns captures (Istio always reads /etc/resolv.conf)'),
   unsupported('inbound-tunnel-port', 'e', 'string', 'the 1.6 iptables rules have no HBONE tunnel port; the nftables rules always exempt 15008'),
   unsupported('network-namespace', undefined, 'string', 'run it inside the pod\'s namespace instead, e.g. with ip netns exec'),
   unsupported('cni-mode', undefined, 'bool', 'the istio-cni plugin is not part of this agent'),
@@ -148,8 +150,15 @@ export interface IptablesConfig {
   probeTimeoutMs: number;
   /** The pod's first address is IPv6 (validation then probes ::6 → ::1). */
   hostIsIPv6: boolean;
-  /** DNS capture was asked for (flag or env); it is not implemented, only warned about. */
+  /** DNS capture in effect: asked for (flag or env) with something to capture (--capture-all-dns or a nameserver). */
+  redirectDns: boolean;
+  /** Asked for, in effect or not (the "no nameservers" warning). */
   dnsCaptureRequested: boolean;
+  captureAllDns: boolean;
+  /** Nameservers of `resolvConfPath` by family (read for --redirect-dns without --capture-all-dns). */
+  dnsServersV4: string[];
+  dnsServersV6: string[];
+  resolvConfPath: string;
   logOutputLevel: string;
   logAsJson: boolean;
 }
@@ -163,6 +172,8 @@ export interface ResolveInput {
   interfaceAddresses: () => readonly string[];
   /** `istio-clean-iptables` needs no interface address (it does not decide IPv6). */
   forCleanup?: boolean;
+  /** A file's text (resolv.conf for --redirect-dns), or undefined when unreadable. */
+  readFile?: (path: string) => string | undefined;
 }
 
 export type ResolveResult = { help: true } | { help: false; config: Readonly<IptablesConfig> };
@@ -171,7 +182,7 @@ const usageError = (message: string): AgentError => new AgentError('IPTABLES_USA
 
 export function iptablesHelp(command = 'istio-iptables'): string {
   const envRows = IPTABLES_FLAGS.flatMap((f) => [f.env, ...(f.envAliases ?? [])].filter((e) => e !== undefined).map((e) => `  ${e.padEnd(38)}--${f.long}`));
-  envRows.push(`  ${'DNS_CAPTURE'.padEnd(38)}Istio 1.6's DNS switch: any value warns that DNS capture is not implemented`);
+  envRows.push(`  ${'DNS_CAPTURE'.padEnd(38)}Istio 1.6's DNS switch: any non-empty value is --redirect-dns`);
   envRows.push(`  ${'ENVOY_USER'.padEnd(38)}User whose uid is the -u default (default istio-proxy)`);
   return [
     command === 'istio-iptables'
@@ -328,9 +339,13 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
   const runValidation = bool('run-validation');
   const forceApply = bool('force-apply');
   const cleanupOnly = bool('cleanup-only');
-  bool('capture-all-dns');
+  const captureAllDns = bool('capture-all-dns');
   // 1.6 read DNS_CAPTURE (any non-empty value); current Istio --redirect-dns / ISTIO_META_DNS_CAPTURE.
   const dnsCaptureRequested = bool('redirect-dns') || (input.env.DNS_CAPTURE ?? '') !== '';
+  const resolvConfPath = raw('dns-resolv-conf');
+  const readServers = dnsCaptureRequested && !captureAllDns && !input.forCleanup && !cleanupOnly;
+  const { v4: dnsServersV4, v6: dnsServersV6 } = readServers ? dnsServersFrom(input.readFile, resolvConfPath, source('dns-resolv-conf')) : { v4: [], v6: [] };
+  const redirectDns = dnsCaptureRequested && (captureAllDns || dnsServersV4.length > 0 || dnsServersV6.length > 0);
 
   let enableInboundIPv6 = false;
   let hostIsIPv6 = false;
@@ -379,7 +394,12 @@ export function resolveIptablesConfig(input: ResolveInput): ResolveResult {
     probePort: Number(probePort),
     probeTimeoutMs,
     hostIsIPv6,
+    redirectDns,
     dnsCaptureRequested,
+    captureAllDns,
+    dnsServersV4,
+    dnsServersV6,
+    resolvConfPath,
     logOutputLevel: raw('log_output_level'),
     logAsJson: bool('log_as_json'),
   };

@@ -14,6 +14,9 @@ import { Ring, isoTime } from './registry.js';
 
 export type ReadyState = { ready: true } | { ready: false; reason: string };
 
+/** `gate`: can make the answer 503; `detail`: only adds to a not-ready reason (see `addCheck`). */
+export type ReadinessCheckKind = 'gate' | 'detail';
+
 export const CONFIG_STATS_FILTER = '^(cluster_manager\\.cds|listener_manager\\.lds)\\.(update_success|update_rejected)$';
 export const STATE_STATS_FILTER = '^(server\\.state|listener_manager\\.workers_started)';
 
@@ -72,7 +75,8 @@ export class ReadinessTracker {
   private readonly readyListeners = new Set<() => void>();
   /** Recent transitions, for the status page (`snapshot`). */
   private readonly transitions = new Ring<{ at: number; ready: boolean; reason?: string }>(20);
-  private readonly details = new Set<() => string | undefined>();
+  /** Agent-side checks (SDS names that cannot be served, the DNS table): see `addCheck`. */
+  private readonly checks = new Map<() => string | undefined, ReadinessCheckKind>();
   private readonly interval: number;
   private readonly fastInterval: number;
   private readonly fastWindow: number;
@@ -86,21 +90,6 @@ export class ReadinessTracker {
   }
 
   /** Calls `listener` each time an Envoy process passes (like `onReady`); disposing the result unsubscribes. */
-  /**
-   * Issue 14: `detail()` (e.g. the SDS names that cannot be served) is appended to every
-   * not-ready reason from Envoy's state while it returns text; dispose to remove it.
-   */
-  addNotReadyDetail(detail: () => string | undefined): Disposable {
-    this.details.add(detail);
-    return { [Symbol.dispose]: () => void this.details.delete(detail) };
-  }
-
-  private withDetails(r: ReadyState): ReadyState {
-    if (r.ready) return r;
-    const extra = [...this.details].map((d) => d()).filter((x): x is string => x !== undefined && x !== '');
-    return extra.length === 0 ? r : { ready: false, reason: `${r.reason}; ${extra.join('; ')}` };
-  }
-
   whenReady(listener: () => void): Disposable {
     this.readyListeners.add(listener);
     return { [Symbol.dispose]: () => void this.readyListeners.delete(listener) };
@@ -112,13 +101,48 @@ export class ReadinessTracker {
 
   /** Status provider facts: the current result and the recent transitions (oldest first). */
   snapshot(): { ready: boolean; reason: string | null; terminated: boolean; transitions: { at: string | null; ready: boolean; reason: string | null }[] } {
-    const s = this.state;
+    const s = this.probe();
     return {
       ready: s.ready,
       reason: s.ready ? null : s.reason,
       terminated: this.terminated,
       transitions: this.transitions.toArray().map((t) => ({ at: isoTime(t.at), ready: t.ready, reason: t.reason ?? null })),
     };
+  }
+
+  /**
+   * An agent-side check: it returns a not-ready reason, or undefined. A `gate` check (Istio's
+   * `Agent.Check`, e.g. DNS capture without a name table) is asked once Envoy's own result
+   * passes, as Istio does, and makes the answer 503 with its reason. A `detail` check never makes
+   * the answer 503 (one bad egress secret must not take the pod out of its Service); its reason is
+   * appended to any not-ready answer, so it names, e.g., the SDS secret a warming cluster waits
+   * for. Checks affect `/healthz/ready` (`probe()`), not `current()` (Envoy's own state, reported
+   * to the control plane). Disposing removes the check.
+   */
+  addCheck(check: () => string | undefined, kind: ReadinessCheckKind = 'gate'): Disposable {
+    this.checks.set(check, kind);
+    return { [Symbol.dispose]: () => void this.checks.delete(check) };
+  }
+
+  /** What `/healthz/ready` answers: Envoy's state, then the gate checks; detail checks appended. */
+  probe(): ReadyState {
+    let s = this.state;
+    if (s.ready) {
+      for (const [check, kind] of this.checks) {
+        const reason = kind === 'gate' ? check() : undefined;
+        if (reason) {
+          s = { ready: false, reason };
+          break;
+        }
+      }
+    }
+    if (s.ready) return s;
+    const details: string[] = [];
+    for (const [check, kind] of this.checks) {
+      const reason = kind === 'detail' ? check() : undefined;
+      if (reason) details.push(reason);
+    }
+    return details.length === 0 ? s : { ready: false, reason: [s.reason, ...details].join('; ') };
   }
 
   /** A new Envoy process: forget the cached result and poll until it passes. */
@@ -151,7 +175,7 @@ export class ReadinessTracker {
 
   /** The `/healthz/ready` handler: 200 empty, or 503 text/plain with the reason. */
   readonly handler = (_req: IncomingMessage, res: ServerResponse): void => {
-    const s = this.state;
+    const s = this.probe();
     if (s.ready) {
       res.writeHead(200, { 'Content-Length': '0' });
       res.end();
@@ -182,7 +206,7 @@ export class ReadinessTracker {
   private async poll(gen: number, signal: AbortSignal): Promise<void> {
     const fastUntil = performance.now() + this.fastWindow;
     while (!signal.aborted && gen === this.generation) {
-      const result = this.withDetails(await this.checkOnce(signal));
+      const result = await this.checkOnce(signal);
       if (signal.aborted || gen !== this.generation) return;
       this.set(result);
       if (result.ready) {

@@ -6,6 +6,7 @@
  *   /app-health/…, /app-lifecycle/…         → app probes (app-probe.ts; 400 when not configured)
  *   /quitquitquit, /drain                   → loopback-only, POST-only, reply then act (lifecycle.ts)
  *   /, /status                              → loopback-only status page and its JSON (page.ts), when `status` is set
+ *   /debug/ndsz                             → loopback-only DNS name table (ndsz.ts; 404 `{}` without one)
  *   anything else                           → 404
  *
  * `start` listens on all interfaces (dual-stack `::`, or `0.0.0.0` where IPv6 is unavailable)
@@ -23,6 +24,7 @@ import { AppProbers } from './app-probe.js';
 import { lifecycleHandler } from './lifecycle.js';
 import { StatusPageEndpoints } from './page.js';
 import type { StatusRegistry } from './registry.js';
+import { ndszHandler } from './ndsz.js';
 import { sendText } from './respond.js';
 import type { ScrapeHistory } from './scrape-history.js';
 import { StatsEndpoint, type MetricsEndpointOptions } from './stats.js';
@@ -35,7 +37,7 @@ export interface StatusServerOptions {
   /** Default: all interfaces, dual-stack (`::`), falling back to `0.0.0.0` without IPv6. */
   host?: string;
   log: Logger;
-  routes: { ready: Handler; quit: () => void; drain: () => void };
+  routes: { ready: Handler; quit: () => void; drain: () => void; ndsz?: Handler };
   metrics: MetricsEndpointOptions;
   appProbers: AppProbers;
   /** METRICS_LOCALHOST_ACCESS_ONLY: merged metrics for loopback peers only. */
@@ -117,6 +119,7 @@ export class StatusServer {
     else if (path === '/drain') handler = this.drain;
     else if (path === '/' && this.statusPage) handler = this.statusPage.page;
     else if (path === '/status' && this.statusPage) handler = this.statusPage.json;
+    else if (path === '/debug/ndsz') handler = routes.ndsz ?? ndszHandler(() => undefined);
     else if (AppProbers.matches(path)) handler = (rq, rs) => this.options.appProbers.handle(rq, rs, { statusPort: this.port });
     else handler = (rq, rs) => sendText(rq, rs, 404, NOT_FOUND_BODY);
     try {

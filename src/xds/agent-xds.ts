@@ -13,6 +13,7 @@ import type { AgentConfig } from '../config/load.js';
 import type { NodeIdentity } from '../bootstrap/node.js';
 import type { Logger } from '../log.js';
 import { XdsProxy } from './proxy.js';
+import type { AgentTypeHandler } from './agent-types.js';
 import type { XdsNode } from './messages.js';
 import { createXdsProxyMetrics } from './metrics.js';
 import { xdsHeaderSource, xdsUpstreamSettings } from './upstream.js';
@@ -28,6 +29,8 @@ export interface AgentXdsOptions {
   envoyReady: () => EnvoyReadiness;
   /** The agent's registry; the proxy's counters are registered on it. */
   registry?: Registry;
+  /** A type the agent consumes from the stream (the NDS name table). */
+  agentType?: AgentTypeHandler;
 }
 
 export interface AgentXds extends AsyncDisposable {
@@ -60,6 +63,7 @@ export async function startAgentXds(o: AgentXdsOptions): Promise<AgentXds> {
     node: o.node ?? (() => fixedNode),
     log,
     ...(o.registry ? { metrics: createXdsProxyMetrics(o.registry) } : {}),
+    ...(o.agentType ? { agentType: o.agentType } : {}),
   });
   let prober: HealthProber | undefined;
   if (probe) {

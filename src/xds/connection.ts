@@ -1,7 +1,8 @@
 /**
  * One Envoy stream of the xDS proxy and its upstream stream to the control plane: the dial,
- * cut-through forwarding of responses (with backpressure), Envoy's requests (node on the first,
- * health after the first LDS request), and the one way out, `close(status)`.
+ * cut-through forwarding of responses (with backpressure; the agent's own type, NDS, is split
+ * out and consumed here), Envoy's requests (node on the first, NDS subscription and health after
+ * the first LDS request), and the one way out, `close(status)`.
  */
 import type { XdsActivity } from './activity.js';
 import http2 from 'node:http2';
@@ -13,6 +14,7 @@ import { FrameScanner, MessageReader, Status, frameMessage, statusName } from '.
 import { GRPC_HEADERS, OK, expectedTermination, respondTrailersOnly, statusFromHeaders, statusFromHttp, statusHeaders, type EndStatus } from './grpc-status.js';
 import { UPSTREAM_WINDOW_BYTES, XdsDialError, upstreamDial, type XdsUpstreamSettings } from './upstream.js';
 import type { TerminationType, XdsProxyMetrics } from './metrics.js';
+import { ResponseRouter, ackRequest, readConsumed, subscribeRequest, type AgentTypeHandler } from './agent-types.js';
 
 /** What a connection needs from the server that accepted it. */
 export interface ConnectionHost {
@@ -24,6 +26,8 @@ export interface ConnectionHost {
     headers: () => Promise<Record<string, string>> | Record<string, string>;
     node: () => XdsNode;
     metrics?: XdsProxyMetrics;
+    /** A type the agent consumes (NDS): subscribed after the first LDS request, never forwarded. */
+    agentType?: AgentTypeHandler;
   };
   latestHealth(): HealthReport | undefined;
   /** Status-page record of ACKs/NACKs and upstream connects (optional). */
@@ -63,6 +67,7 @@ export class ProxyConnection {
   /** JSON of the node put on this stream's first upstream request. */
   sentNodeKey: string | undefined;
   private readonly log: Logger;
+  private readonly router: ResponseRouter | undefined;
 
   constructor(
     private readonly proxy: ConnectionHost,
@@ -71,6 +76,8 @@ export class ProxyConnection {
     private readonly downstream: http2.ServerHttp2Stream,
   ) {
     this.log = proxy.log;
+    const t = proxy.options.agentType;
+    this.router = t ? new ResponseRouter(kind, t.typeUrl) : undefined;
   }
 
   get upstreamConnected(): boolean {
@@ -209,6 +216,40 @@ export class ProxyConnection {
       if (this.log.isLevelEnabled('debug')) for (const n of done) this.log.debug(`xDS stream ${this.id}: upstream response of ${n} bytes`);
     }
     this.sendDownstreamHeaders();
+    if (!this.router) {
+      this.writeDownstream(chunk);
+      return;
+    }
+    for (const r of this.router.push(chunk)) {
+      if ('forward' in r) this.writeDownstream(r.forward);
+      else this.consume(r.consume);
+      if (this.closed) return;
+    }
+  }
+
+  /** A response of the agent's own type: applied here, ACKed or NACKed upstream, never forwarded. */
+  private consume(msg: Buffer): void {
+    const handler = this.proxy.options.agentType as AgentTypeHandler;
+    let version = '';
+    let nonce = '';
+    let error: string | undefined;
+    try {
+      const c = readConsumed(this.kind, msg);
+      version = c.version;
+      nonce = c.nonce;
+      if (c.resources === 0 || c.first === undefined) {
+        this.log.debug(`xDS stream ${this.id}: empty ${shortType(handler.typeUrl)} response ignored`);
+        return;
+      }
+      handler.apply(c.first);
+    } catch (err) {
+      error = describeError(err);
+      this.log.warn(`xDS stream ${this.id}: rejecting ${shortType(handler.typeUrl)} response (nonce ${nonce || '-'}): ${error}`);
+    }
+    this.writeUpstream(ackRequest(this.kind, handler.typeUrl, version, nonce, error), error === undefined ? 'ACK' : 'NACK');
+  }
+
+  private writeDownstream(chunk: Buffer): void {
     const d = this.downstream;
     if (d.destroyed || d.closed) return;
     d.write(chunk);
@@ -292,6 +333,8 @@ export class ProxyConnection {
     this.writeUpstream(out, typeUrl);
     if (!this.ldsForwarded && typeUrl === LISTENER_TYPE) {
       this.ldsForwarded = true;
+      const t = this.proxy.options.agentType;
+      if (t) this.writeUpstream(subscribeRequest(this.kind, t.typeUrl), t.typeUrl);
       const h = this.proxy.latestHealth();
       if (h) this.writeUpstream(healthRequest(this.kind, h), 'health');
     }

@@ -24,6 +24,8 @@
  *   the stream by then already carries the current node.
  * - Health reports (`sendHealth`): the latest one is sent at once on an open stream, and on every
  *   new stream right after Envoy's first LDS request has been forwarded, never before.
+ * - `agentType` (the NDS name table, docs/DNS.md): subscribed on every stream right after
+ *   Envoy's first LDS request; its responses are applied and ACKed/NACKed here, never forwarded.
  * - `close()` ends the active stream (UNAVAILABLE), stops the server and removes the socket.
  *   Idempotent; concurrent callers share one promise.
  */
@@ -38,6 +40,7 @@ import { Status } from './grpc-wire.js';
 import { OK, respondTrailersOnly } from './grpc-status.js';
 import { type ConnectionHost, ProxyConnection, nodeKey } from './connection.js';
 import type { XdsUpstreamSettings } from './upstream.js';
+import type { AgentTypeHandler } from './agent-types.js';
 import type { TerminationType, XdsProxyMetrics } from './metrics.js';
 
 export type { HealthReport, XdsNode, XdsStreamKind } from './messages.js';
@@ -60,6 +63,11 @@ export interface XdsProxyOptions {
   resetIntervalMs?: number;
   /** HTTP/2 keepalive ping on the upstream session; default 30000 (0 = off), 10 s to answer. */
   keepaliveMs?: number;
+  /**
+   * A type the agent consumes itself (the NDS name table): requested on every stream right after
+   * Envoy's first LDS request; its responses are applied, ACKed/NACKed, and never reach Envoy.
+   */
+  agentType?: AgentTypeHandler;
 }
 
 export interface XdsProxyStatus {

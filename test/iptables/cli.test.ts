@@ -12,7 +12,7 @@ import { main } from '../../src/cli.js';
 import { createIptablesCommands } from '../../src/iptables/command.js';
 import { IPTABLES_FLAGS } from '../../src/iptables/options.js';
 import { freePorts } from '../support/ports.js';
-import { capture, REPO_ROOT, runCommand, SEED_ARGS } from './helpers.js';
+import { capture, normalizeTempNames, REPO_ROOT, runCommand, SEED_ARGS } from './helpers.js';
 
 async function cli(argv: string[], env: Record<string, string | undefined> = {}) {
   const out = capture();
@@ -213,24 +213,38 @@ describe('accepted flags from current injectors', () => {
     { argv: [], env: { DNS_CAPTURE: 'true' } },
     { argv: [], env: { ISTIO_META_DNS_CAPTURE: 'true' } },
     { argv: [], env: { REDIRECT_DNS: 'true' } },
-  ])('DNS capture request $argv $env warns and changes nothing', async (c) => {
-    const { istioIptables } = createIptablesCommands(deps);
+  ])('DNS capture request $argv $env adds the DNS rules for the resolv.conf servers', async (c) => {
+    const { istioIptables } = createIptablesCommands({ ...deps, readFile: (p) => (p === '/etc/resolv.conf' ? 'nameserver 10.96.0.10\n' : undefined) });
     const plain = await runCommand(istioIptables, [...SEED_ARGS, '-n'], {});
     const r = await runCommand(istioIptables, [...SEED_ARGS, '-n', ...c.argv], c.env);
     expect(r.code).toBe(0);
-    expect(r.stderr).toContain('DNS capture is not implemented');
-    const rules = (s: string) => s.split('\n').filter((l) => /^(-[ANI] |\* |COMMIT)/.test(l));
-    expect(rules(r.stdout)).toEqual(rules(plain.stdout));
-    expect(r.stdout).not.toMatch(/\b53\b/);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('-A OUTPUT -p udp -j ISTIO_OUTPUT\n');
+    expect(r.stdout).toContain('-A ISTIO_OUTPUT_DNS -p udp --dport 53 -d 10.96.0.10/32 -j REDIRECT --to-port 15053\n');
+    expect(r.stdout).toContain('* raw\n');
+    expect(plain.stdout).not.toMatch(/\b53\b/);
+  });
+
+  test('--redirect-dns with no nameservers warns and adds nothing; an unreadable resolv.conf is an error naming it', async () => {
+    const none = createIptablesCommands({ ...deps, readFile: () => '# no servers\n' });
+    const plain = await runCommand(none.istioIptables, [...SEED_ARGS, '-n']);
+    const r = await runCommand(none.istioIptables, [...SEED_ARGS, '-n', '--redirect-dns']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('--redirect-dns is set, but --capture-all-dns is false and /etc/resolv.conf names no DNS servers: DNS capture disabled');
+    expect(normalizeTempNames(r.stdout)).toBe(normalizeTempNames(plain.stdout));
+    const missing = createIptablesCommands({ ...deps, readFile: () => undefined });
+    const bad = await runCommand(missing.istioIptables, [...SEED_ARGS, '-n', '--redirect-dns', '--dns-resolv-conf', '/nope/resolv.conf']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('failed to load /nope/resolv.conf (--dns-resolv-conf)');
   });
 
   test('--log_output_level=default:error hides the warning; --log_as_json writes JSON', async () => {
-    const { istioIptables } = createIptablesCommands(deps);
+    const { istioIptables } = createIptablesCommands({ ...deps, readFile: () => '' });
     const quiet = await runCommand(istioIptables, [...SEED_ARGS, '-n', '--redirect-dns', '--log_output_level=default:error']);
     expect(quiet.stderr).toBe('');
     const json = await runCommand(istioIptables, [...SEED_ARGS, '-n', '--redirect-dns', '--log_as_json']);
     const line = JSON.parse(json.stderr.trim().split('\n')[0] ?? '') as { level: number | string; msg: string; scope: string };
-    expect(line.msg).toContain('DNS capture is not implemented');
+    expect(line.msg).toContain('DNS capture disabled');
     expect(line.scope).toBe('iptables');
   });
 });

@@ -15,10 +15,11 @@ const V4_HOST = ['127.0.0.1', '10.1.2.3', '::1', 'fe80::1'];
 const V6_HOST = ['127.0.0.1', '::1', 'fd00:10::5', 'fe80::1'];
 const PASSWD_1500 = 'root:x:0:0:root:/root:/bin/bash\nistio-proxy:x:1500:1500::/home/istio-proxy:/bin/sh\n';
 
-function dryRunCommands(opts: { addresses?: string[]; passwd?: string } = {}) {
+function dryRunCommands(opts: { addresses?: string[]; passwd?: string; resolv?: string } = {}) {
   return createIptablesCommands({
     interfaceAddresses: () => opts.addresses ?? V4_HOST,
     readPasswd: () => opts.passwd,
+    readFile: (p) => (p === '/etc/resolv.conf' || p === '/test/resolv.conf' ? opts.resolv : undefined),
     tmpDir: () => '/tmp',
     now: () => 1597280892232020591n,
     runner: () => {
@@ -67,6 +68,7 @@ interface Case {
   env?: Record<string, string>;
   addresses?: string[];
   passwd?: string;
+  resolv?: string;
 }
 
 const SEED_NO_MODE = ['-p', '15001', '-z', '15006', '-u', '1337'];
@@ -128,11 +130,20 @@ const CASES: Case[] = [
   { name: 'flag-beats-env', argv: ['-p', '15001', '-x', ''], env: { ENVOY_PORT: '16001', ISTIO_SERVICE_EXCLUDE_CIDR: '10.0.0.0/8', ISTIO_SERVICE_CIDR: '*' } },
   { name: 'restore-format-false', argv: [...SEED_ARGS, '-f=false'] },
   { name: 'mode-empty-is-redirect', argv: [...SEED_NO_MODE, '-m', '', '-i', '*', '-b', '*'] },
+  { name: 'dns-seed-args', argv: [...SEED_ARGS, '--redirect-dns'], resolv: 'nameserver 10.96.0.10\nsearch ns.svc.cluster.local\n' },
+  { name: 'dns-capture-all', argv: [...SEED_NO_MODE, '-i', '*', '-b', '*', '--redirect-dns', '--capture-all-dns'] },
+  {
+    name: 'dns-ipv6-servers-excludes',
+    argv: [...SEED_NO_MODE, '-i', '*', '-b', '*', '-o', '5432', '--redirect-dns', '--dns-resolv-conf', '/test/resolv.conf'],
+    addresses: V6_HOST,
+    resolv: 'nameserver 10.96.0.10\nnameserver fd00:10::a\nnameserver fe80::1%eth0\n',
+  },
+  { name: 'dns-env-16', argv: [...SEED_ARGS], env: { DNS_CAPTURE: 'true' }, resolv: 'nameserver 10.96.0.10\n' },
 ];
 
 describe('dry-run goldens', () => {
   test.each(CASES)('$name', async (c) => {
-    const { istioIptables } = dryRunCommands({ ...(c.addresses ? { addresses: c.addresses } : {}), ...(c.passwd ? { passwd: c.passwd } : {}) });
+    const { istioIptables } = dryRunCommands({ ...(c.addresses ? { addresses: c.addresses } : {}), ...(c.passwd ? { passwd: c.passwd } : {}), ...(c.resolv !== undefined ? { resolv: c.resolv } : {}) });
     const run = await runCommand(istioIptables, [...c.argv, '-n'], c.env ?? {});
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);

@@ -1,8 +1,9 @@
 /**
  * Our rules against Istio's own capture goldens (test/fixtures/istio-{iptables,nftables},
  * copied from istio/istio with provenance), for every case in Istio's `getCommonTestCases`
- * whose flags this istio-iptables accepts (DNS capture, owner groups and the loopback-CIDR
- * override are not accepted, so those cases are left out).
+ * whose flags this istio-iptables accepts (owner groups and the loopback-CIDR override are
+ * not accepted, so those cases are left out). DNS cases get their nameservers from a
+ * resolv.conf text (Istio's test sets DNSServersV4/V6 directly).
  *
  * Compared as rule sets: each side's adds/inserts are played into per-chain rule lists and
  * the final lists are compared, not the text.
@@ -28,6 +29,8 @@ interface Case {
   ipv6?: boolean;
   /** Only Istio's nftables testdata has it. */
   nftOnly?: boolean;
+  /** resolv.conf contents for --redirect-dns. */
+  resolv?: string;
 }
 
 const CASES: Case[] = [
@@ -53,6 +56,9 @@ const CASES: Case[] = [
   { name: 'outbound-ports-include', flags: ['-q', '32000,31000'] },
   { name: 'basic-exclude-nic', flags: ['-c', 'not-istio-nic'] },
   { name: 'drop-invalid', flags: ['--drop-invalid'] },
+  { name: 'dns-uid-gid', flags: ['--redirect-dns', '-g', '1,2', '-u', '3,4'], ipv6: true, resolv: 'nameserver 127.0.0.53\nnameserver ::127.0.0.53\n' },
+  // --redirect-dns without nameservers (and without --capture-all-dns): Istio turns DNS capture off.
+  { name: 'ipv6-dns-uid-gid', flags: ['--redirect-dns', '-g', '1,2', '-u', '3,4'], ipv6: true, resolv: '' },
 ];
 
 function config(c: Case, extra: string[] = []) {
@@ -61,6 +67,7 @@ function config(c: Case, extra: string[] = []) {
     env: {},
     lookupUid: () => undefined,
     interfaceAddresses: () => (c.ipv6 ? ['fd00::5'] : ['10.1.2.3']),
+    readFile: (p) => (p === '/etc/resolv.conf' ? c.resolv : undefined),
   });
   if (r.help) throw new Error('help');
   return r.config;
@@ -142,9 +149,10 @@ function as16(c: Case, sets: Record<string, string[]>[], v6: boolean[]): Record<
         // 1.6 has no HBONE tunnel port: no 15008 RETURN, no `! --dport 15008` on the owner rules.
         .filter((r) => !(key === 'nat/ISTIO_INBOUND' && r === '-p tcp --dport 15008 -j RETURN'))
         .map((r) => r.replace(' -p tcp ! --dport 15008 -m owner', ' -m owner'))
-        // 1.6 jumps only TCP into ISTIO_OUTPUT and excludes -o ports for TCP only.
-        .map((r) => (key === 'nat/OUTPUT' && r === '-j ISTIO_OUTPUT' ? '-p tcp -j ISTIO_OUTPUT' : r))
-        .filter((r) => !(key === 'nat/ISTIO_OUTPUT' && /^-p udp --dport \d+ -j RETURN$/.test(r)));
+        .map((r) => r.replace(' -p tcp -m multiport ! --dports 53,15008 -m owner', ' -p tcp ! --dport 53 -m owner'))
+        // 1.6 jumps only TCP into ISTIO_OUTPUT and excludes -o ports for TCP only; DNS capture adds the UDP jump (and excludes).
+        .flatMap((r) => (key === 'nat/OUTPUT' && r === '-j ISTIO_OUTPUT' ? ['-p tcp -j ISTIO_OUTPUT', ...(cfg.redirectDns ? ['-p udp -j ISTIO_OUTPUT'] : [])] : [r]))
+        .filter((r) => cfg.redirectDns || !(key === 'nat/ISTIO_OUTPUT' && /^-p udp --dport \d+ -j RETURN$/.test(r)));
       if (key.startsWith('mangle/') && cfg.mode === 'TPROXY') {
         // Current Istio's TPROXY connection marking (original_src support) is not in 1.6.
         list = list.filter((r) => !/CONNMARK|--set-mark 1338|-m mark --mark|-m mark ! --mark|-s 127\.0\.0\.6\/32 -i lo|-s ::6\/128 -i lo/.test(r));

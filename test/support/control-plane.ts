@@ -12,6 +12,9 @@
  * - `dropStreams()` ends open streams with a status; `stop()` takes the server down (the port
  *   stays reserved for `restart()`); `silent` stops answering subscriptions.
  * - extension point: `services` are added to the same server (e.g. a CA service later).
+ * - NDS: `nameTable` / `setNameTable()` serve an `istio.networking.nds.v1.NameTable` (bytes, e.g.
+ *   from test/support/nds-encode.ts) to streams that subscribe to that type, as istiod does for
+ *   an agent with DNS capture; without one, such a subscription gets no answer.
  *
  * Lifecycle: `ControlPlane.start()` → (`stop()` ↔ `restart()`)* → `close()` (idempotent).
  */
@@ -89,7 +92,11 @@ export interface ControlPlaneOptions {
   services?: Array<{ definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
   /** Do not start listening (a control plane that is down at first); call `restart()` later. */
   startDown?: boolean;
+  /** An encoded NDS NameTable served on NDS subscriptions. */
+  nameTable?: Buffer;
 }
+
+export const NAME_TABLE_TYPE_URL = 'type.googleapis.com/istio.networking.nds.v1.NameTable';
 
 const passThrough = (b: Buffer): Buffer => b;
 
@@ -150,6 +157,18 @@ export class ControlPlane {
     this.token = options.token;
     this.resources.set(TYPE_URL.cluster, encodeAll(TYPE_URL.cluster, options.clusters ?? []));
     this.resources.set(TYPE_URL.listener, encodeAll(TYPE_URL.listener, options.listeners ?? []));
+    if (options.nameTable) this.resources.set(NAME_TABLE_TYPE_URL, [{ name: '', any: { type_url: NAME_TABLE_TYPE_URL, value: options.nameTable } }]);
+  }
+
+  /** Serves a new NameTable (bytes; an empty list of resources with `[]`) and pushes it to subscribed streams. */
+  setNameTable(table: Buffer | []): void {
+    this.version++;
+    this.resources.set(NAME_TABLE_TYPE_URL, Array.isArray(table) ? [] : [{ name: '', any: { type_url: NAME_TABLE_TYPE_URL, value: table } }]);
+    for (const l of this.live.values()) {
+      if (!l.rec.requests.some((r) => r.typeUrl === NAME_TABLE_TYPE_URL)) continue;
+      l.subscribed.add(NAME_TABLE_TYPE_URL);
+      this.respond(l, NAME_TABLE_TYPE_URL);
+    }
   }
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
