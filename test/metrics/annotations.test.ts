@@ -41,17 +41,24 @@ describe('ISTIO_PROMETHEUS_ANNOTATIONS (SPEC §6.2)', () => {
   test('from the config: sidecars only, Envoy on ENVOY_PROMETHEUS_PORT', () => {
     const metrics = createAgentMetrics({ defaultMetrics: false });
     const sidecar = seedConfig({ extraEnv: { ISTIO_PROMETHEUS_ANNOTATIONS: '{"scrape":"true","port":"8080"}', ENVOY_PROMETHEUS_PORT: '15091' } });
-    expect(metricsEndpointOptions(sidecar, { metrics, localhost: '127.0.0.1' })).toEqual({
-      metrics,
+    // The registry is compared by identity: a diff of it (circular) would break Jest's --json output.
+    const options = (config: typeof sidecar, localhost: string) => {
+      const { metrics: m, ...rest } = metricsEndpointOptions(config, { metrics, localhost });
+      expect(m).toBe(metrics);
+      return rest;
+    };
+    expect(options(sidecar, '127.0.0.1')).toEqual({
       localhost: '127.0.0.1',
       envoyPort: 15091,
       app: { path: '/metrics', port: 8080 },
+      mergeConcurrency: 2,
+      mergeQueue: 32,
     });
     const router = seedConfig({ extraArgs: [], argv: ['router'], extraEnv: { ISTIO_PROMETHEUS_ANNOTATIONS: '{"port":"15020"}' } });
     expect(metricsEndpointOptions(router, { metrics, localhost: '::1' }).app).toBeUndefined();
     const selfLoop = seedConfig({ extraEnv: { ISTIO_PROMETHEUS_ANNOTATIONS: '{"port":"15020"}' } });
     expect(() => metricsEndpointOptions(selfLoop, { metrics, localhost: '127.0.0.1' })).toThrow(ConfigError);
     const seed = seedConfig();
-    expect(metricsEndpointOptions(seed, { metrics, localhost: '127.0.0.1' })).toEqual({ metrics, localhost: '127.0.0.1', envoyPort: 15090 });
+    expect(options(seed, '127.0.0.1')).toEqual({ localhost: '127.0.0.1', envoyPort: 15090, mergeConcurrency: 2, mergeQueue: 32 });
   });
 });
