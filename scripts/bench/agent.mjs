@@ -70,8 +70,19 @@ const EXPERIMENT_CLI = process.env.BENCH_CLI ? path.resolve(process.env.BENCH_CL
  * Runs the launcher as the image does: exec'd directly (its `#!` line applies), node from the
  * PATH (this node first). With BENCH_LAUNCHER_FLAGS or BENCH_CLI, node runs the entry itself.
  */
+/**
+ * `BENCH_AGENT_ENV` (env, space-separated `NAME=value` pairs, e.g. `MALLOC_ARENA_MAX=2`) is added
+ * to the agent's environment for an experiment.
+ */
+const EXPERIMENT_ENV = Object.fromEntries(
+  (process.env.BENCH_AGENT_ENV ?? '')
+    .split(' ')
+    .filter((kv) => kv.includes('='))
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
+
 export function spawnAgent(args, options) {
-  const env = { ...options.env, PATH: `${path.dirname(process.execPath)}:${options.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin'}` };
+  const env = { ...options.env, ...EXPERIMENT_ENV, PATH: `${path.dirname(process.execPath)}:${options.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin'}` };
   if (EXPERIMENT_FLAGS || EXPERIMENT_CLI) return spawn(process.execPath, [...AGENT_NODE_FLAGS, EXPERIMENT_CLI ?? CLI, ...args], { ...options, env });
   return spawn(CLI, args, { ...options, env });
 }

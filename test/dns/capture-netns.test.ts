@@ -27,84 +27,79 @@ async function query(ns: string, host: string, name: string, proto: 'udp' | 'tcp
   return JSON.parse(r.stdout.trim()) as { ok: boolean; answers?: string[]; aa?: boolean; code?: string };
 }
 
-(skip ? describe.skip : describe)('--redirect-dns in a real network namespace', () => {
-  let pair: NetnsPair;
-  let dir: string;
+/**
+ * A pod and a peer namespace for the suite: a test upstream resolver on the peer answering
+ * 192.0.2.99, and the agent's resolver on the pod's 15053 running as the proxy uid (as in the
+ * sidecar). The returned object is filled in by beforeAll.
+ */
+function podWithResolvers(tmpPrefix: string): { pair: NetnsPair; dir: string } {
+  const ctx = {} as { pair: NetnsPair; dir: string };
   const servers: Server[] = [];
   beforeAll(async () => {
-    pair = await NetnsPair.create(4);
-    dir = mkdtempSync(path.join(os.tmpdir(), 'dns-netns-'));
-    servers.push(await startProcess(pair.peer, process.execPath, [HELPER, 'upstream', '192.0.2.99']));
-    // The agent's resolver runs as the proxy uid, as in the sidecar.
-    servers.push(await startProcess(pair.pod, 'setpriv', ['--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, HELPER, 'agent', pair.peerAddr, '15053']));
+    ctx.pair = await NetnsPair.create(4);
+    ctx.dir = mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
+    servers.push(await startProcess(ctx.pair.peer, process.execPath, [HELPER, 'upstream', '192.0.2.99']));
+    servers.push(await startProcess(ctx.pair.pod, 'setpriv', ['--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, HELPER, 'agent', ctx.pair.peerAddr, '15053']));
   });
   afterAll(async () => {
     for (const s of servers) await s.stop();
-    await pair?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await ctx.pair?.destroy();
+    if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
   });
+  return ctx;
+}
+
+(skip ? describe.skip : describe)('--redirect-dns in a real network namespace', () => {
+  const ctx = podWithResolvers('dns-netns-');
 
   test('before capture: every uid reaches the resolver itself', async () => {
-    expect(await query(pair.pod, pair.peerAddr, 'svc.example', 'udp', APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
+    expect(await query(ctx.pair.pod, ctx.pair.peerAddr, 'svc.example', 'udp', APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
   });
 
   test('app-uid queries land on 15053 (UDP and TCP); the proxy uid\'s do not; forwarding does not loop', async () => {
-    const resolv = path.join(dir, 'resolv.conf');
-    writeFileSync(resolv, `nameserver ${pair.peerAddr}\nsearch ns.svc.cluster.local\n`);
-    const r = await pair.cli(['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15020', '--redirect-dns', '--dns-resolv-conf', resolv]);
+    const resolv = path.join(ctx.dir, 'resolv.conf');
+    writeFileSync(resolv, `nameserver ${ctx.pair.peerAddr}\nsearch ns.svc.cluster.local\n`);
+    const r = await ctx.pair.cli(['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15020', '--redirect-dns', '--dns-resolv-conf', resolv]);
     expect(r.code).toBe(0);
-    const save = parseSave(await pair.save());
+    const save = parseSave(await ctx.pair.save());
     expect(save.rules.get('nat/ISTIO_OUTPUT_DNS')).toEqual([
-      `-d ${pair.peerAddr}/32 -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 15053`,
-      `-d ${pair.peerAddr}/32 -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053`,
+      `-d ${ctx.pair.peerAddr}/32 -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 15053`,
+      `-d ${ctx.pair.peerAddr}/32 -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053`,
     ]);
     for (const proto of ['udp', 'tcp'] as const) {
       // In the agent's table: answered by the agent (authoritative), not by the resolver.
-      expect(await query(pair.pod, pair.peerAddr, 'svc.example', proto, APP)).toEqual({ ok: true, answers: ['10.0.0.1'], aa: true });
+      expect(await query(ctx.pair.pod, ctx.pair.peerAddr, 'svc.example', proto, APP)).toEqual({ ok: true, answers: ['10.0.0.1'], aa: true });
       // Not in the table: the agent forwards (as uid 1337, not captured again) and relays the resolver's answer.
-      expect(await query(pair.pod, pair.peerAddr, 'other.example', proto, APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
+      expect(await query(ctx.pair.pod, ctx.pair.peerAddr, 'other.example', proto, APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
       // The proxy's own queries go to the resolver.
-      expect(await query(pair.pod, pair.peerAddr, 'svc.example', proto, PROXY)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
+      expect(await query(ctx.pair.pod, ctx.pair.peerAddr, 'svc.example', proto, PROXY)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
     }
   });
 
   test('cleanup removes the DNS chains and jumps; queries reach the resolver again', async () => {
-    expect((await pair.cli(['istio-clean-iptables'])).code).toBe(0);
-    const after = await pair.save();
+    expect((await ctx.pair.cli(['istio-clean-iptables'])).code).toBe(0);
+    const after = await ctx.pair.save();
     expect(after).not.toMatch(/ISTIO_/);
-    expect(await query(pair.pod, pair.peerAddr, 'svc.example', 'udp', APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
+    expect(await query(ctx.pair.pod, ctx.pair.peerAddr, 'svc.example', 'udp', APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
   });
 });
 
 (nftSkip ? describe.skip : describe)('--redirect-dns --native-nftables in a real network namespace', () => {
-  let pair: NetnsPair;
-  let dir: string;
-  const servers: Server[] = [];
-  beforeAll(async () => {
-    pair = await NetnsPair.create(4);
-    dir = mkdtempSync(path.join(os.tmpdir(), 'dns-netns-nft-'));
-    servers.push(await startProcess(pair.peer, process.execPath, [HELPER, 'upstream', '192.0.2.99']));
-    servers.push(await startProcess(pair.pod, 'setpriv', ['--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, HELPER, 'agent', pair.peerAddr, '15053']));
-  });
-  afterAll(async () => {
-    for (const s of servers) await s.stop();
-    await pair?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const ctx = podWithResolvers('dns-netns-nft-');
 
   test('the same traffic cases with Istio\'s nftables rules; cleanup deletes the tables', async () => {
-    const resolv = path.join(dir, 'resolv.conf');
-    writeFileSync(resolv, `nameserver ${pair.peerAddr}\n`);
-    const r = await pair.cli(['istio-iptables', '--native-nftables', '-p', '15001', '-z', '15006', '-u', '1337', '-i', '*', '-b', '*', '--redirect-dns', '--dns-resolv-conf', resolv]);
+    const resolv = path.join(ctx.dir, 'resolv.conf');
+    writeFileSync(resolv, `nameserver ${ctx.pair.peerAddr}\n`);
+    const r = await ctx.pair.cli(['istio-iptables', '--native-nftables', '-p', '15001', '-z', '15006', '-u', '1337', '-i', '*', '-b', '*', '--redirect-dns', '--dns-resolv-conf', resolv]);
     expect(r.code).toBe(0);
     for (const proto of ['udp', 'tcp'] as const) {
-      expect(await query(pair.pod, pair.peerAddr, 'svc.example', proto, APP)).toEqual({ ok: true, answers: ['10.0.0.1'], aa: true });
-      expect(await query(pair.pod, pair.peerAddr, 'other.example', proto, APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
-      expect(await query(pair.pod, pair.peerAddr, 'svc.example', proto, PROXY)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
+      expect(await query(ctx.pair.pod, ctx.pair.peerAddr, 'svc.example', proto, APP)).toEqual({ ok: true, answers: ['10.0.0.1'], aa: true });
+      expect(await query(ctx.pair.pod, ctx.pair.peerAddr, 'other.example', proto, APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
+      expect(await query(ctx.pair.pod, ctx.pair.peerAddr, 'svc.example', proto, PROXY)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
     }
-    expect((await pair.cli(['istio-clean-iptables', '--native-nftables'])).code).toBe(0);
-    const tables = await pair.exec(pair.pod, 'nft', ['list', 'tables']);
+    expect((await ctx.pair.cli(['istio-clean-iptables', '--native-nftables'])).code).toBe(0);
+    const tables = await ctx.pair.exec(ctx.pair.pod, 'nft', ['list', 'tables']);
     expect(tables.stdout).not.toMatch(/istio/);
-    expect(await query(pair.pod, pair.peerAddr, 'svc.example', 'udp', APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
+    expect(await query(ctx.pair.pod, ctx.pair.peerAddr, 'svc.example', 'udp', APP)).toEqual({ ok: true, answers: ['192.0.2.99'], aa: false });
   });
 });
