@@ -11,7 +11,6 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import { parseTemplate } from '../../src/bootstrap/gotemplate/index.js';
-import { formatFloat as formatGoFloat } from '../../src/go/strconv.js';
 import { AgentError } from '../../src/errors.js';
 
 const DATA = {
@@ -345,22 +344,6 @@ describe('renders exactly like Go text/template', () => {
     expect(render('<a href="{{ .u }}">&</a>', { u: '/x?a=1&b=<2>' })).toBe('<a href="/x?a=1&b=<2>">&</a>');
   });
 
-  test('Go %v float formatting', () => {
-    // Finite values checked against Go; NaN, ±Inf and -0 as Go's fmt documents them.
-    const cases: [number, string][] = [
-      [1234567.5, '1.2345675e+06'],
-      [123456.5, '123456.5'],
-      [0.0001, '0.0001'],
-      [0.00001, '1e-05'],
-      [1e100, '1e+100'],
-      [-2.5e-7, '-2.5e-07'],
-      [NaN, 'NaN'],
-      [Infinity, '+Inf'],
-      [-Infinity, '-Inf'],
-      [-0, '-0'],
-    ];
-    for (const [x, s] of cases) expect(formatGoFloat(x)).toBe(s);
-  });
 });
 
 describe('toJSON (Istio) and toJson (sprig)', () => {

@@ -15,12 +15,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
-import { startAgent, type AgentProcess } from '../support/agent-process.js';
+import { startAgent, meshAgentOptions, type AgentProcess } from '../support/agent-process.js';
 import { CaServer, TestCa } from '../support/ca-server.js';
 import { ControlPlane, testCluster, testListener } from '../support/control-plane.js';
 import type { SecretRecord } from '../support/envoy-double/sds.js';
 import { request } from '../support/envoy-double-harness.js';
-import { SEED_ANNOTATIONS, SEED_ARGS, SEED_LABELS } from '../support/seed.js';
 
 const TOKEN = 'e2e-cert-token';
 /** The seed pod's identity: trust domain cluster.local, namespace jiuxi-ns, service account default. */
@@ -89,24 +88,9 @@ async function controlPlane(): Promise<ControlPlane> {
 }
 
 async function agent(cp: ControlPlane, args: string[] = []): Promise<AgentProcess> {
-  const a = await startAgent({
-    standalone: false,
-    args: [...SEED_ARGS, ...args],
-    env: {
-      JWT_POLICY: 'third-party-jwt',
-      // `localhost` maps to the SAN istiod.istio-system.svc, which the CA's server certificate has.
-      CA_ADDR: `localhost:${caServer.port}`,
-      ENVOY_DOUBLE_ADS_BACKOFF_MS: '100',
-      ENVOY_DOUBLE_ADS_BACKOFF_MAX_MS: '500',
-    },
-    proxyConfig: { discoveryAddress: cp.address, controlPlaneAuthPolicy: 'NONE', terminationDrainDuration: '0.1s' },
-    files: {
-      'etc/istio/pod/labels': SEED_LABELS,
-      'etc/istio/pod/annotations': SEED_ANNOTATIONS,
-      'var/run/secrets/tokens/istio-token': `${TOKEN}\n`,
-      'var/run/secrets/istio/root-cert.pem': ca.rootCertPem,
-    },
-  });
+  const a = await startAgent(
+    meshAgentOptions({ discoveryAddress: cp.address, caPort: caServer.port, rootCertPem: ca.rootCertPem, token: TOKEN, args, env: { ENVOY_DOUBLE_ADS_BACKOFF_MS: '100', ENVOY_DOUBLE_ADS_BACKOFF_MAX_MS: '500' } }),
+  );
   cleanups.push(() => a.dispose());
   return a;
 }

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { disposeTrackedAgents, startTrackedAgent, type AgentProcess, type StartAgentOptions } from '../support/agent-process.js';
+import { canConnect } from '../support/envoy-double-harness.js';
 import { freePorts } from '../support/ports.js';
 import { processesWithCwd } from '../support/proc.js';
 
@@ -17,18 +18,6 @@ const CONFIG_DIR = 'etc/istio/proxy';
 const XDS_SOCKET = `${CONFIG_DIR}/XDS`;
 const SDS_SOCKET = `${CONFIG_DIR}/SDS`;
 const BOOTSTRAP = `${CONFIG_DIR}/envoy-rev.json`;
-
-/** Whether something accepts TCP connections on 127.0.0.1:port. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 /** Socket files anywhere under dir. */
 function socketFiles(dir: string): string[] {
@@ -53,7 +42,7 @@ async function failedStart(
   expect(agent.stderr).not.toMatch(/internal error/);
   expect(processesWithCwd(agent.cwd)).toEqual([]);
   expect(socketFiles(agent.cwd)).toEqual([]);
-  for (const port of notListening(agent)) expect(`${port}: ${await listening(port)}`).toBe(`${port}: false`);
+  for (const port of notListening(agent)) expect(`${port}: ${await canConnect(port)}`).toBe(`${port}: false`);
   return agent;
 }
 

@@ -11,10 +11,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { REPO_ROOT, disposeTrackedAgents, startTrackedAgent } from '../support/agent-process.js';
+import { REPO_ROOT, disposeTrackedAgents, startTrackedAgent, meshAgentOptions } from '../support/agent-process.js';
 import { CaServer, TestCa } from '../support/ca-server.js';
 import { ControlPlane, testCluster, testListener } from '../support/control-plane.js';
-import { SEED_ANNOTATIONS, SEED_ARGS, SEED_LABELS } from '../support/seed.js';
 import { StatusRegistry } from '../../src/status/registry.js';
 import { startStatus } from '../support/status-harness.js';
 import { CRASH_TEST_ENV, controlFile, crashOnce } from '../support/status-page.js';
@@ -111,18 +110,7 @@ describe('status page (headless chromium)', () => {
       const caServer = await CaServer.start({ ca, tokens: { [token]: identity } });
       const cp = await ControlPlane.start({ clusters: [testCluster('BlackHoleCluster')], listeners: [testListener('virtualOutbound', 15001, 'BlackHoleCluster')], token });
       try {
-        const agent = await startTrackedAgent({
-          standalone: false,
-          args: [...SEED_ARGS],
-          env: { JWT_POLICY: 'third-party-jwt', CA_ADDR: `localhost:${caServer.port}` },
-          proxyConfig: { discoveryAddress: cp.address, controlPlaneAuthPolicy: 'NONE', terminationDrainDuration: '0.1s' },
-          files: {
-            'etc/istio/pod/labels': SEED_LABELS,
-            'etc/istio/pod/annotations': SEED_ANNOTATIONS,
-            'var/run/secrets/tokens/istio-token': `${token}\n`,
-            'var/run/secrets/istio/root-cert.pem': ca.rootCertPem,
-          },
-        });
+        const agent = await startTrackedAgent(meshAgentOptions({ discoveryAddress: cp.address, caPort: caServer.port, rootCertPem: ca.rootCertPem, token }));
         await agent.waitForLog(/readiness: not ready -> ready/, 20_000);
         const page = await b.newPage();
         await page.setViewport({ width: 1400, height: 1100 });

@@ -10,12 +10,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, disposeTrackedAgents, startTrackedAgent } from '../support/agent-process.js';
+import { REPO_ROOT, disposeTrackedAgents, startTrackedAgent, meshAgentOptions } from '../support/agent-process.js';
 import { CaServer, TestCa } from '../support/ca-server.js';
 import { ControlPlane, testCluster, testListener } from '../support/control-plane.js';
 import { undocumented, validate, type Schema } from '../support/json-schema.js';
 import { freePorts } from '../support/ports.js';
-import { SEED_ANNOTATIONS, SEED_ARGS, SEED_LABELS } from '../support/seed.js';
 import { CRASH_TEST_ENV, controlFile, crashOnce, getStatus, httpGet, statusUntil } from '../support/status-page.js';
 
 const schema = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'src', 'status', 'status.schema.json'), 'utf8')) as Schema;
@@ -93,18 +92,9 @@ describe('GET /status from the real agent', () => {
     });
 
     test('certificate facts, upstream, ACK per type and a NACK with its error detail; no key, no certificate body, no token', async () => {
-      const a = await startTrackedAgent({
-        standalone: false,
-        args: [...SEED_ARGS],
-        env: { JWT_POLICY: 'third-party-jwt', CA_ADDR: `localhost:${caServer.port}`, ENVOY_DOUBLE_ADS_BACKOFF_MS: '100', ENVOY_DOUBLE_ADS_BACKOFF_MAX_MS: '500' },
-        proxyConfig: { discoveryAddress: cp.address, controlPlaneAuthPolicy: 'NONE', terminationDrainDuration: '0.1s' },
-        files: {
-          'etc/istio/pod/labels': SEED_LABELS,
-          'etc/istio/pod/annotations': SEED_ANNOTATIONS,
-          'var/run/secrets/tokens/istio-token': `${TOKEN}\n`,
-          'var/run/secrets/istio/root-cert.pem': ca.rootCertPem,
-        },
-      });
+      const a = await startTrackedAgent(
+        meshAgentOptions({ discoveryAddress: cp.address, caPort: caServer.port, rootCertPem: ca.rootCertPem, token: TOKEN, env: { ENVOY_DOUBLE_ADS_BACKOFF_MS: '100', ENVOY_DOUBLE_ADS_BACKOFF_MAX_MS: '500' } }),
+      );
       await a.waitForLog(/readiness: not ready -> ready/, 20_000);
       // A cluster the double cannot decode: Envoy NACKs the push with its reason.
       cp.setResources({ clusters: [testCluster('BlackHoleCluster'), { name: 'broken', rawValue: Buffer.from([0xff, 0xff, 0xff]) }] });

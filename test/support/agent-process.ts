@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { launcherArgv } from './launcher.js';
 import { freePorts } from './ports.js';
 import { processesWithCwd } from './proc.js';
-import { SEED_ARGS, SEED_ENV } from './seed.js';
+import { SEED_ANNOTATIONS, SEED_ARGS, SEED_ENV, SEED_LABELS } from './seed.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(REPO_ROOT, 'bin', 'pilot-agent.js');
@@ -38,6 +38,34 @@ export interface StartAgentOptions {
   cwd?: string;
   /** The node binary that runs the launcher (default: this process's, `process.execPath`). */
   node?: string;
+}
+
+/**
+ * The seed pod against the test control plane and the test CA: xDS to `discoveryAddress`
+ * (plaintext), a third-party JWT `token`, the CA at `localhost:<caPort>` (`localhost` maps to the
+ * SAN istiod.istio-system.svc, which the test CA's server certificate has), its root certificate,
+ * and the seed's podinfo. `extra` adds args and env.
+ */
+export function meshAgentOptions(o: {
+  discoveryAddress: string;
+  caPort: number;
+  rootCertPem: string;
+  token: string;
+  args?: string[];
+  env?: Record<string, string>;
+}): StartAgentOptions {
+  return {
+    standalone: false,
+    args: [...SEED_ARGS, ...(o.args ?? [])],
+    env: { JWT_POLICY: 'third-party-jwt', CA_ADDR: `localhost:${o.caPort}`, ...(o.env ?? {}) },
+    proxyConfig: { discoveryAddress: o.discoveryAddress, controlPlaneAuthPolicy: 'NONE', terminationDrainDuration: '0.1s' },
+    files: {
+      'etc/istio/pod/labels': SEED_LABELS,
+      'etc/istio/pod/annotations': SEED_ANNOTATIONS,
+      'var/run/secrets/tokens/istio-token': `${o.token}\n`,
+      'var/run/secrets/istio/root-cert.pem': o.rootCertPem,
+    },
+  };
 }
 
 export class AgentProcess {
