@@ -261,6 +261,10 @@ function readEnv(raw: Readonly<Record<string, string | undefined>>, warnings: st
       warnings.push(`invalid value for env ${spec.name}: ${JSON.stringify(value)} (expected ${expectedForm(spec)}); using default ${JSON.stringify(spec.default)}`);
       out[spec.name] = useDefault();
     } else {
+      const min = (spec as EnvSpec).min;
+      if (typeof converted === 'number' && min !== undefined && converted < min) {
+        throw new ConfigError(`${spec.name}: expected an integer >= ${min}, got ${JSON.stringify(value)}`);
+      }
       out[spec.name] = converted ?? undefined;
     }
   }

@@ -34,6 +34,8 @@ export interface EnvSpec {
   /** Raw default in the variable's own syntax ('' = unset). */
   default: string;
   doc: string;
+  /** `int` only: the least value accepted; a smaller one is a start-up error naming the variable. */
+  min?: number;
 }
 
 /** Environment variables read by `proxy` (SPEC §2 and the sections cited). */
@@ -63,12 +65,14 @@ export const PROXY_ENV = [
     name: 'METRICS_MERGE_CONCURRENCY',
     type: 'int',
     default: '2',
+    min: 0,
     doc: 'Merged metrics scrapes (/stats/prometheus) that run at once; more wait in METRICS_MERGE_QUEUE (0 = no limit)',
   },
   {
     name: 'METRICS_MERGE_QUEUE',
     type: 'int',
     default: '32',
+    min: 0,
     doc: 'Merged scrapes that may wait for a slot, each for at most half its scrape timeout; beyond it, or past that wait, 503 with Retry-After',
   },
   { name: 'XDS_ROOT_CA', type: 'string', default: '', doc: 'Root CA file for the xDS connection' },
@@ -109,7 +113,7 @@ export const PROXY_ENV = [
   { name: 'DNS_PROXY_ADDR', type: 'string', default: 'localhost:15053', doc: 'DNS proxy address (host:port); `localhost` listens on 127.0.0.1 and/or ::1 by the resolv.conf families; `:53` needs root' },
   { name: 'DNS_FORWARD_TIMEOUT', type: 'duration', default: '5s', doc: 'Timeout of each upstream DNS query' },
   { name: 'DNS_FORWARD_PARALLEL', type: 'bool', default: 'false', doc: 'Send forwarded DNS queries to all resolv.conf servers at once (first answer wins)' },
-  { name: 'DNS_CACHE_SIZE', type: 'int', default: '0', doc: 'Not in Istio: entries of the upstream DNS answer cache (TTL-honouring, LRU); 0 = no cache' },
+  { name: 'DNS_CACHE_SIZE', type: 'int', default: '0', min: 0, doc: 'Not in Istio: entries of the upstream DNS answer cache (TTL-honouring, LRU); 0 = no cache' },
   { name: 'DNS_RESOLV_CONF', type: 'string', default: '/etc/resolv.conf', doc: 'Not in Istio: the resolv.conf the DNS proxy reads for upstream servers and search domains' },
 ] as const satisfies readonly EnvSpec[];
 

@@ -49,7 +49,7 @@ export async function startAgentDns(o: AgentDnsOptions): Promise<DnsServer | und
       context: { namespace: config.pod.namespace, domain: config.domain, search: resolv.search },
       forwardTimeoutMs: config.env.DNS_FORWARD_TIMEOUT,
       forwardParallel: config.env.DNS_FORWARD_PARALLEL,
-      cacheSize: Math.max(0, config.env.DNS_CACHE_SIZE),
+      cacheSize: config.env.DNS_CACHE_SIZE,
       respondBeforeSync: plan.respondBeforeSync,
       log,
       ...(o.registry ? { registry: o.registry } : {}),

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
-import { ConfigError, describeError } from '../errors.js';
+import { describeError } from '../errors.js';
 import { ScrapeAdmission } from '../metrics/admission.js';
 import { MergedMetrics, sourceTimeoutMs, type MergedMetricsOptions } from '../metrics/scrape.js';
 import { parsePrometheusAnnotations } from '../metrics/annotations.js';
@@ -39,10 +39,6 @@ export function metricsEndpointOptions(
 ): MetricsEndpointOptions {
   const raw = config.env.ISTIO_PROMETHEUS_ANNOTATIONS;
   const app = config.proxyType === 'sidecar' ? parsePrometheusAnnotations(raw, config.statusPort) : undefined;
-  for (const name of ['METRICS_MERGE_CONCURRENCY', 'METRICS_MERGE_QUEUE'] as const) {
-    const v = config.env[name];
-    if (!Number.isInteger(v) || v < 0) throw new ConfigError(`${name}: expected a non-negative integer like "2", got ${v}`);
-  }
   return {
     metrics: deps.metrics,
     localhost: deps.localhost,

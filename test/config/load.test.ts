@@ -173,6 +173,12 @@ describe('config: bad input names its source', () => {
     expect(warnings.join('\n')).toContain('invalid value for env MINIMUM_DRAIN_DURATION: "5" (expected a duration like "5s")');
   });
 
+  test('an integer below its row\'s minimum is a start-up error naming the variable; the minimum itself is fine', () => {
+    expectConfigError({ env: { ...SEED_ENV, DNS_CACHE_SIZE: '-1' } }, /^DNS_CACHE_SIZE: expected an integer >= 0, got "-1"$/);
+    expectConfigError({ env: { ...SEED_ENV, METRICS_MERGE_CONCURRENCY: '-2' } }, /^METRICS_MERGE_CONCURRENCY: expected an integer >= 0, got "-2"$/);
+    expect(buildConfig(inputs({ env: { ...SEED_ENV, DNS_CACHE_SIZE: '0' } })).config.env.DNS_CACHE_SIZE).toBe(0);
+  });
+
   test('a malformed podinfo file warns and counts as empty', () => {
     const { config, warnings } = buildConfig(inputs({ podLabelsText: 'app="jiuxi"\nversion=v1' }));
     expect(config.pod.labels).toEqual({});

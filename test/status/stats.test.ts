@@ -129,7 +129,7 @@ describe('METRICS_MERGE_CONCURRENCY / METRICS_MERGE_QUEUE', () => {
       mergeQueue: 5,
     });
     expect(() => metricsEndpointOptions(seedConfig({ extraEnv: { METRICS_MERGE_QUEUE: '-1' } }), deps)).toThrow(
-      'METRICS_MERGE_QUEUE: expected a non-negative integer like "2", got -1',
+      'METRICS_MERGE_QUEUE: expected an integer >= 0, got "-1"',
     );
   });
 });
