@@ -139,10 +139,6 @@ export class XdsDialError extends AgentError {
   }
 }
 
-export function isAbortError(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR');
-}
-
 /** One-line description of any thrown value, with its cause chain. */
 export function describeError(err: unknown): string {
   const parts: string[] = [];

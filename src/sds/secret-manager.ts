@@ -27,7 +27,7 @@ import { AgentError, describeError } from '../errors.js';
 import { sleep } from '../lifecycle/abort.js';
 import { Backoff, type BackoffOptions } from '../lifecycle/backoff.js';
 import type { Logger } from '../log.js';
-import { ROOT_SECRET, WORKLOAD_SECRET } from './sotw.js';
+import { ROOT_SECRET, WORKLOAD_SECRET } from './names.js';
 
 /** Where certificates come from (the CaClient). */
 export interface CertificateSource {

@@ -15,13 +15,8 @@
  * `sent(nonce)` records a response; `watches(name)` says whether a push concerns this stream.
  */
 import type { IssuedCertificate } from '../ca/chain.js';
+import { ROOT_SECRET } from './names.js';
 import { SECRET_TYPE_URL, type DiscoveryRequest, type SecretResource } from './proto.js';
-
-import { ROOT_SECRET, WORKLOAD_SECRET } from './names.js';
-
-/** `default`: the workload chain and key (Istio's `WorkloadKeyCertResourceName`); `ROOTCA`: the trust bundle. */
-export { ROOT_SECRET, WORKLOAD_SECRET };
-export const SERVED_SECRETS: readonly string[] = [WORKLOAD_SECRET, ROOT_SECRET];
 
 export function secretResource(name: string, cert: IssuedCertificate): SecretResource {
   if (name === ROOT_SECRET) return { name, validation_context: { trusted_ca: { inline_bytes: Buffer.from(cert.rootCertPem) } } };
