@@ -54,6 +54,10 @@ export async function startHealthServer(statuses: Record<string, number>, host =
     statuses: map,
     userAgents,
     peers,
-    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    // forceShutdown: a session a probe left behind must not outlive the test (tryShutdown would wait on it).
+    close: () => {
+      server.forceShutdown();
+      return Promise.resolve();
+    },
   };
 }
